@@ -1,0 +1,43 @@
+# Two entry points on a fresh machine: `make demo` and `make test`. Everything else is
+# installed by these targets into .venv (nothing to install or export by hand).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+$(VENV)/.installed-core: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[all]"
+	touch $@ $(VENV)/.installed-core
+
+demo: $(VENV)/.installed-core
+	@rm -rf examples/.lazyflow
+	@echo "== first run: every call executes =="
+	cd examples && ../$(BIN)/lazyflow run demo.py main --n 200
+	@echo "== second run: served from the cache =="
+	cd examples && ../$(BIN)/lazyflow run demo.py main --n 200
+
+test: $(VENV)/.installed-all
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-all
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-all
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .lazyflow examples/.lazyflow .pytest_cache .mypy_cache .ruff_cache

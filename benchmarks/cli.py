@@ -1,0 +1,145 @@
+"""Command line of the benchmark suite: ``python -m benchmarks [SCENARIO ...] [--quick]``.
+
+A full run (no ``--quick``) prints every case as it finishes, then the targets and the
+tables, saves all figures to ``benchmarks/results/last.json`` and rewrites the generated
+section of ``benchmarks/README.md``. ``--quick`` runs tiny sizes (a smoke run) and leaves
+the README alone unless ``--readme`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks import machine, pg, report
+from benchmarks.runner import REPO, Result, Runner, ensure_redun_venv, load_results
+from benchmarks.scenarios import FULL, QUICK, SCENARIOS, plan
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SYSTEMS = ("plain", "lazyflow", "redun", "airflow")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="lazyflow speed and scale benchmarks, with plain Python and redun "
+                    "baselines measured in the same run.",
+        epilog="scenarios: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()),
+    )
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
+    parser.add_argument("--systems", default=",".join(SYSTEMS),
+                        help="comma-separated systems to run (default: all)")
+    parser.add_argument("--no-redun", action="store_true",
+                        help="skip redun (do not create .venv-redun)")
+    parser.add_argument("--redun-max-n", type=int, default=None,
+                        help="largest fan-out redun runs (default 10000; quick 200)")
+    readme = parser.add_mutually_exclusive_group()
+    readme.add_argument("--readme", action="store_true", default=None,
+                        help="write benchmarks/README.md even for a quick or partial run")
+    readme.add_argument("--no-readme", dest="readme", action="store_false",
+                        help="do not write benchmarks/README.md")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="JSON",
+                        help="take the results of systems not selected by --systems from "
+                             "this earlier results file (marked as reused)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the results to this JSON file")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where stores and data files go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--timeout-scale", type=float, default=1.0,
+                        help="multiply every case's timeout")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(SCENARIOS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = args.scenarios or list(SCENARIOS)
+    sizes = QUICK if args.quick else FULL
+    if args.redun_max_n is not None:
+        sizes = replace(sizes, redun_max_n=args.redun_max_n)
+    systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    if args.no_redun:
+        systems.discard("redun")
+    cases = plan(names, sizes)
+    reused = {r.case.key: r for r in load_results(args.reuse)} if args.reuse else {}
+    for case in cases:
+        if case.system not in systems:
+            case.skip = "not selected (--systems)"
+
+    info = machine.describe()
+    print(f"lazyflow benchmarks ({'quick' if args.quick else 'full'}): "
+          f"{', '.join(names)}\n{machine.one_line(info)}", flush=True)
+    unavailable = {}
+    if any(c.system == "redun" and not c.skip for c in cases):
+        problem = ensure_redun_venv(lambda msg: print(msg, flush=True))
+        if problem:
+            unavailable["redun"] = problem
+    if any(c.params.get("db") == "postgres" and not c.skip for c in cases):
+        problem = pg.check()
+        if problem:
+            unavailable["postgres"] = problem
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lazyflow-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    runner = Runner(workdir, log=lambda line: print(line, flush=True),
+                    unavailable=unavailable, timeout_scale=args.timeout_scale)
+    started = time.time()
+    try:
+        for case in cases:
+            if case.params.get("db") == "postgres" and "postgres" in unavailable:
+                case.skip = f"PostgreSQL unavailable: {unavailable['postgres']}"
+            old = reused.get(case.key)
+            if case.skip and old is not None and old.status != "skipped":
+                old.case = case
+                old.note = (old.note + " " if old.note else "") + f"(reused from {args.reuse})"
+                runner.results[case.key] = old
+                continue
+            if case.system not in systems:
+                continue
+            runner.run(case)
+    finally:
+        pg.drop_schemas(workdir)
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    info["seconds"] = round(time.time() - started, 1)
+    info["quick"] = args.quick
+    results = list(runner.results.values())
+
+    text = report.console(results, sizes, info)
+    print(text)
+    save(results, info, args.json, partial=args.quick or bool(args.scenarios))
+    write_readme = args.readme if args.readme is not None else not args.quick
+    if write_readme:
+        path = report.write_readme(results, sizes, info)
+        print(f"wrote {path.relative_to(REPO)}")
+    failed = [r for r in results
+              if r.status in ("error", "timeout") and r.case.system in ("lazyflow", "plain")]
+    return 1 if failed else 0
+
+
+def save(results: list[Result], info: dict[str, object], extra: Path | None,
+         partial: bool) -> None:
+    payload = {"machine": info, "results": [r.to_dict() for r in results]}
+    text = json.dumps(payload, indent=1, default=repr)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    if not partial:
+        (RESULTS_DIR / "last.json").write_text(text)
+    if extra is not None:
+        extra.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

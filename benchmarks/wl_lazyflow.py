@@ -1,0 +1,160 @@
+"""lazyflow workloads: the same work and values as ``wl_plain``, through the engine.
+
+Each function times what a user waits for: creating the ``Scheduler`` (opening the store),
+building the expression and ``run``. Store queries are counted with a SQLAlchemy
+``before_cursor_execute`` listener on ``Scheduler.store.engine``; the run summary
+(``Scheduler.last_run``) gives jobs, cached and executed counts, which the runner checks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from benchmarks import data, pg
+from lazyflow_core import Scheduler, task
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@task
+def main(n: int):  # type: ignore[no-untyped-def]
+    """The fan-out workflow: ``total([inc(i) for i in range(n)])`` built inside a task."""
+    return total([inc(i) for i in range(n)])
+
+
+def db_url(workdir: str, db: str = "sqlite", fresh: bool = False) -> str:
+    """The store of a case: a SQLite file in its work directory, or a PostgreSQL schema."""
+    if db == "postgres":
+        schema = pg.schema_for(workdir)
+        if fresh:
+            pg.reset_schema(schema)
+        return pg.sqlalchemy_url(schema)
+    return f"sqlite:///{os.path.join(workdir, 'lazyflow.db')}"
+
+
+def store_engine(scheduler: Any) -> Any:
+    """The SQLAlchemy engine behind a scheduler's store (None if it has none)."""
+    store = getattr(scheduler, "store", None)
+    for owner in (store, getattr(store, "metadata", None), scheduler):
+        engine = getattr(owner, "engine", None)
+        if engine is not None:
+            return engine
+    return None
+
+
+def count_queries(scheduler: Any) -> list[int]:
+    """A one-item list that counts statements sent to the store from now on."""
+    counter = [0]
+    engine = store_engine(scheduler)
+    if engine is None:
+        return [-1]
+    from sqlalchemy import event
+
+    def _on_execute(*_args: Any) -> None:
+        counter[0] += 1
+
+    event.listen(engine, "before_cursor_execute", _on_execute)
+    return counter
+
+
+def _close(scheduler: Any) -> None:
+    for owner in (scheduler, getattr(scheduler, "store", None)):
+        close = getattr(owner, "close", None)
+        if callable(close):
+            close()
+            return
+
+
+def _summary(scheduler: Any) -> dict[str, Any]:
+    s = scheduler.last_run
+    return {"jobs": s.jobs, "cached": s.cached, "executed": s.executed,
+            "run_seconds": s.seconds}
+
+
+def fanout(n: int, workdir: str, flat: bool = False, run: str = "cold",
+           executor: str = "threads", db: str = "sqlite", **_: Any) -> dict[str, Any]:
+    """``main(n)`` or the flat ``total([inc(i) ...])``; ``run`` is "cold" or "cached"."""
+    url = db_url(workdir, db, fresh=run == "cold")
+    t0 = time.perf_counter()
+    scheduler = Scheduler(db=url, executor=executor)
+    queries = count_queries(scheduler)
+    expr = total([inc(i) for i in range(n)]) if flat else main(n)
+    value = scheduler.run(expr)
+    wall = time.perf_counter() - t0
+    calls = n + (1 if flat else 2)
+    result = {"wall": wall, "calls": calls, "value": value, "queries": queries[0],
+              **_summary(scheduler)}
+    _close(scheduler)
+    return result
+
+
+def chain(depth: int, workdir: str, **_: Any) -> dict[str, Any]:
+    """``x = inc(x)`` repeated ``depth`` times: one nested expression, cold cache."""
+    t0 = time.perf_counter()
+    scheduler = Scheduler(db=db_url(workdir))
+    queries = count_queries(scheduler)
+    x: Any = 0
+    for _i in range(depth):
+        x = inc(x)
+    value = scheduler.run(x)
+    wall = time.perf_counter() - t0
+    result = {"wall": wall, "calls": depth, "value": value, "queries": queries[0],
+              **_summary(scheduler)}
+    _close(scheduler)
+    return result
+
+
+def hash_bytes(size: int, **_: Any) -> dict[str, Any]:
+    """``hash_value`` of a ``size``-byte ``bytes`` value."""
+    from lazyflow_core.hashing import hash_value
+
+    value = data.make_bytes(size)
+    t0 = time.perf_counter()
+    digest = hash_value(value)
+    wall = time.perf_counter() - t0
+    return {"wall": wall, "bytes": size, "value": digest[:16]}
+
+
+def hash_numpy(size: int, **_: Any) -> dict[str, Any]:
+    """``hash_value`` of a float64 NumPy array of ``size`` bytes."""
+    import numpy as np
+
+    from lazyflow_core.hashing import hash_value
+
+    array = np.frombuffer(bytearray(data.make_bytes(size)), dtype=np.float64)
+    t0 = time.perf_counter()
+    digest = hash_value(array)
+    wall = time.perf_counter() - t0
+    return {"wall": wall, "bytes": size, "value": digest[:16]}
+
+
+def hash_file(size: int, workdir: str, **_: Any) -> dict[str, Any]:
+    """``File(path, content_hash=True).hash`` of a ``size``-byte file in the page cache."""
+    from lazyflow_core import File
+
+    path = data.make_file(workdir, size)
+    t0 = time.perf_counter()
+    digest = File(path, content_hash=True).hash
+    wall = time.perf_counter() - t0
+    return {"wall": wall, "bytes": size, "value": digest[:16]}
+
+
+def stat_files(count: int, workdir: str, **_: Any) -> dict[str, Any]:
+    """Stat-based ``File(path).hash`` for ``count`` small files."""
+    from lazyflow_core import File
+
+    paths = data.make_small_files(workdir, count)
+    t0 = time.perf_counter()
+    hashes = {File(p).hash for p in paths}
+    wall = time.perf_counter() - t0
+    return {"wall": wall, "files": count, "value": len(hashes)}

@@ -1,0 +1,126 @@
+"""The ``lazyflow`` Airflow connection type: where the lazyflow store lives.
+
+A team shares one lazyflow cache by pointing every worker at the same store, usually a
+PostgreSQL database. Its credentials belong in an Airflow Connection, not in DAG files,
+so `LazyFlowOperator` reads the store URL from a connection of type ``lazyflow``
+(default id ``lazyflow_default``) whenever it is not given ``db=``.
+
+How a connection becomes a SQLAlchemy URL (first rule that applies wins):
+
+1. ``extra["db"]`` holds the full URL, e.g. ``sqlite:////data/lazyflow.db``.
+2. ``host`` holds a full URL (contains ``://``), for UIs where that is easier to paste.
+3. Otherwise the URL is built from the fields: ``extra["dialect"]`` (default
+   ``postgresql+psycopg``), ``login``, ``password``, ``host``, ``port`` and ``schema``
+   (the database name).
+
+In cases 1 and 2 the connection's ``password`` is put into the URL when the URL itself
+has none, so the secret can stay in the masked password field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+CONN_TYPE = "lazyflow"
+DEFAULT_CONN_ID = "lazyflow_default"
+DEFAULT_DIALECT = "postgresql+psycopg"
+
+
+class LazyFlowConnectionError(ValueError):
+    """A ``lazyflow`` connection does not describe a store URL."""
+
+
+def store_url_from_connection(conn: Any) -> str:
+    """The SQLAlchemy URL that an Airflow Connection of type ``lazyflow`` describes.
+
+    `conn` is anything with the attributes of ``airflow.sdk.Connection`` (``host``,
+    ``login``, ``password``, ``port``, ``schema``, ``extra_dejson``, ``conn_id``).
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine.url import URL
+
+    extra = conn.extra_dejson or {}
+    full = extra.get("db") or (conn.host if conn.host and "://" in conn.host else None)
+    if full:
+        url = make_url(str(full))
+        if conn.password and url.password is None:
+            url = url.set(password=conn.password)
+        return url.render_as_string(hide_password=False)
+    if not conn.host:
+        raise LazyFlowConnectionError(
+            f"Airflow connection {conn.conn_id!r} (type 'lazyflow') has no store URL: set "
+            "extra {'db': 'postgresql+psycopg://user@host:5432/dbname'} (or any SQLAlchemy "
+            "URL), or fill host, port, login, password and schema (the database name)."
+        )
+    url = URL.create(
+        drivername=str(extra.get("dialect") or DEFAULT_DIALECT),
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host,
+        port=int(conn.port) if conn.port else None,
+        database=conn.schema or None,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by ``***``, safe for logs and XCom."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+class LazyFlowHook(BaseHook):
+    """Reads the lazyflow store URL from an Airflow Connection of type ``lazyflow``.
+
+    >>> LazyFlowHook("lazyflow_default").get_store_url()   # doctest: +SKIP
+    'postgresql+psycopg://lazyflow:secret@db.internal:5432/lazyflow'
+    """
+
+    conn_name_attr = "lazyflow_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "lazyflow store"
+
+    def __init__(self, lazyflow_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lazyflow_conn_id = lazyflow_conn_id
+
+    def get_conn(self) -> Any:
+        """The Airflow Connection itself."""
+        return self.get_connection(self.lazyflow_conn_id)
+
+    def get_store_url(self) -> str:
+        """The store URL (with password) to pass as ``Scheduler(db=...)``."""
+        return store_url_from_connection(self.get_conn())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Open the store (runs its schema migrations), as the UI's *Test* button does."""
+        try:
+            from lazyflow_core import Scheduler
+
+            Scheduler(db=self.get_store_url()).store  # noqa: B018 - opening is the test
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, "lazyflow store opened"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels for the connection form in the Airflow UI."""
+        return {
+            "hidden-fields": [],
+            "relabeling": {"schema": "Database", "host": "Host (or full store URL)"},
+            "placeholders": {
+                "host": "db.internal, or postgresql+psycopg://user@db.internal:5432/lazyflow",
+                "schema": "lazyflow",
+                "port": "5432",
+                "extra": '{"db": "sqlite:////data/lazyflow.db"} or '
+                '{"dialect": "postgresql+psycopg"}',
+            },
+        }

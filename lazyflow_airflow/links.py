@@ -1,0 +1,74 @@
+"""The "lazyflow run" extra link: from an Airflow task to its lazyflow call graph.
+
+lazyflow renders an execution as an HTML call graph (``lazyflow viz EXECUTION_ID
+--format html``). Where a team publishes those pages is its own choice, so the link is
+shown only when a base URL is configured, in this order:
+
+1. Airflow config ``[lazyflow] viz_base_url`` (env ``AIRFLOW__LAZYFLOW__VIZ_BASE_URL``);
+2. env ``LAZYFLOW_VIZ_BASE_URL``.
+
+A base URL containing ``{execution_id}`` is a template
+(``https://viz.internal/run?id={execution_id}``); any other base gets
+``/<execution_id>.html`` appended.
+
+In Airflow 3 the worker computes every extra link once the task has finished and stores
+it in XCom; the UI only reads it. `LazyFlowExecutionLink.get_link` therefore runs on the
+worker, right after ``execute()``, and finds the execution id on the operator.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+SUMMARY_XCOM_KEY = "lazyflow_summary"
+_ENV_BASE_URL = "LAZYFLOW_VIZ_BASE_URL"
+
+
+def viz_base_url() -> str:
+    """The configured base URL of execution views, or "" when none is configured."""
+    from airflow.sdk import conf
+
+    base = conf.get("lazyflow", "viz_base_url", fallback="") or ""
+    return (base or os.environ.get(_ENV_BASE_URL, "")).strip()
+
+
+def viz_url(execution_id: str | None, base: str | None = None) -> str:
+    """URL of the HTML view of `execution_id`, or "" when there is no base or no id."""
+    base = viz_base_url() if base is None else base
+    if not base or not execution_id:
+        return ""
+    if "{execution_id}" in base:
+        return base.replace("{execution_id}", execution_id)
+    return f"{base.rstrip('/')}/{execution_id}.html"
+
+
+class LazyFlowExecutionLink(BaseOperatorLink):
+    """Operator extra link to the lazyflow execution that a task instance ran."""
+
+    name = "lazyflow run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        execution_id = getattr(operator, "lazyflow_execution_id", None)
+        if not execution_id:
+            execution_id = _execution_id_from_xcom(ti_key)
+        return viz_url(execution_id)
+
+
+def _execution_id_from_xcom(ti_key: Any) -> str | None:
+    from airflow.sdk import BaseXCom
+
+    try:
+        summary = BaseXCom.get_value(ti_key=ti_key, key=SUMMARY_XCOM_KEY)
+    except Exception:  # no XCom backend reachable here: no link rather than a crash
+        return None
+    if isinstance(summary, dict):
+        value = summary.get("execution_id")
+        return str(value) if value else None
+    return None

@@ -1,0 +1,116 @@
+"""The executor interface: where a job's function actually runs.
+
+An executor receives a `JobSpec` and returns a `concurrent.futures.Future` of a
+`JobOutcome`. Executors never touch scheduler state; the scheduler attaches a callback that
+posts the finished future to its own queue. `run_job` is the worker-side half shared by
+every backend: it calls the task, and does the expensive follow-up work *in the worker*
+(hashing the result, pickling it for the store, stat-ing the files it returned) so the
+scheduler thread only routes outcomes.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from abc import ABC, abstractmethod
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..expression import contains_expression
+from ..files import iter_files
+from ..hashing import UnhashableValue, value_digest
+
+if TYPE_CHECKING:
+    from ..task import Task
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """One call to run: the task, its evaluated arguments, and bookkeeping ids."""
+
+    job_id: str
+    task: Task
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    attempt: int = 1
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    """What a worker sends back. `value` is the task's return value, or `error`."""
+
+    value: Any = None
+    error: BaseException | None = None
+    remote_traceback: str | None = None
+    digest: bytes | None = None
+    data: bytes | None = None
+    data_error: str | None = None
+    has_expressions: bool = False
+    files: list[tuple[str, bool, str | None]] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def dumps_value(value: Any) -> bytes:
+    """Pickle a value for the store; cloudpickle handles lambdas and local classes."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except Exception:
+        import cloudpickle
+
+        return cloudpickle.dumps(value, protocol=5)  # type: ignore[no-any-return]
+
+
+def finish_outcome(out: JobOutcome, value: Any) -> None:
+    """Hash, pickle and stat a successful result (worker side)."""
+    out.value = value
+    if contains_expression(value):
+        out.has_expressions = True
+        return
+    try:
+        out.digest = value_digest(value)
+    except UnhashableValue as exc:
+        out.data_error = f"result cannot be hashed: {exc}"
+        return
+    try:
+        out.data = dumps_value(value)
+    except Exception as exc:
+        out.data_error = f"result cannot be pickled: {type(exc).__name__}: {exc}"
+    for f in iter_files(value):
+        out.files.append((f.path, f.content_hash, f.current_hash()))
+
+
+def run_job(spec: JobSpec) -> JobOutcome:
+    """Run one job in the current thread/process and package the outcome."""
+    out = JobOutcome(started=time.time())
+    try:
+        value = spec.task.func(*spec.args, **spec.kwargs)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        out.error = exc
+        out.remote_traceback = "".join(traceback.format_exception(exc))
+        out.finished = time.time()
+        return out
+    finish_outcome(out, value)
+    out.finished = time.time()
+    return out
+
+
+class Executor(ABC):
+    """Runs jobs somewhere and returns futures of their outcomes."""
+
+    name: str = "executor"
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (pools, clusters). Called lazily on first submit."""
+
+    @abstractmethod
+    def submit(self, spec: JobSpec) -> Future[JobOutcome]:
+        """Schedule `spec` and return a future of its outcome."""
+
+    @abstractmethod
+    def shutdown(self, *, cancel: bool = False) -> None:
+        """Release resources; with `cancel`, drop queued jobs and stop running ones."""

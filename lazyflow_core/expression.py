@@ -1,0 +1,301 @@
+"""Lazy expressions: what calling a task returns.
+
+An `Expression` is a description of a value that a scheduler will compute. Three kinds
+exist, and the evaluator knows only these:
+
+- `CallExpression` — a task applied to arguments (which may hold expressions);
+- `ApplyExpression` — a cheap function applied on the scheduler thread to *evaluated*
+  arguments: operators (``expr + 1``, ``expr[0]``, ``expr.attr``, ``expr.method()``) and
+  the control forms `cond`, `seq`, `map_`, `flat_map` are built from it. The function may
+  return further expressions, which keeps lazy control flow lazy;
+- `CatchExpression` — evaluate an expression, and on a matching exception evaluate a
+  handler instead.
+
+`Quote` marks an argument of an ApplyExpression that must *not* be evaluated first (the
+branches of `cond`). Expressions refuse ``bool()`` and iteration: their value is not
+known yet, and silently treating them as true would be a bug in the user's workflow.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+class Expression:
+    """Base class of lazy values. Operators build new expressions."""
+
+    __slots__ = ("__weakref__",)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self!r} is a lazy expression; its truth value is not known until it runs. "
+            "Use lazyflow_core.cond(pred, then, otherwise) to branch on it, or do the test "
+            "inside a task."
+        )
+
+    def __iter__(self) -> Any:
+        raise TypeError(
+            f"{self!r} is a lazy expression and cannot be iterated before it runs. "
+            "Use lazyflow_core.map_(task, expr) or iterate inside a task."
+        )
+
+    def __len__(self) -> int:
+        raise TypeError(f"len() of lazy expression {self!r}: compute it inside a task.")
+
+    # Identity semantics for dict/set membership inside the evaluator; == is lazy.
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Expression:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ApplyExpression(getattr, (self, name), label=f".{name}")
+
+    def __getitem__(self, key: Any) -> Expression:
+        return ApplyExpression(operator.getitem, (self, key), label="[]")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Expression:
+        return ApplyExpression(_call, (self, args, kwargs), label="()")
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return fn(*args, **kwargs)
+
+
+def _binary(op: Callable[[Any, Any], Any], label: str) -> Any:
+    def method(self: Expression, other: Any) -> Expression:
+        return ApplyExpression(op, (self, other), label=label)
+
+    def rmethod(self: Expression, other: Any) -> Expression:
+        return ApplyExpression(op, (other, self), label=label)
+
+    return method, rmethod
+
+
+for _name, _op, _label in [
+    ("add", operator.add, "+"),
+    ("sub", operator.sub, "-"),
+    ("mul", operator.mul, "*"),
+    ("truediv", operator.truediv, "/"),
+    ("floordiv", operator.floordiv, "//"),
+    ("mod", operator.mod, "%"),
+    ("pow", operator.pow, "**"),
+    ("and", operator.and_, "&"),
+    ("or", operator.or_, "|"),
+    ("xor", operator.xor, "^"),
+    ("matmul", operator.matmul, "@"),
+]:
+    _m, _r = _binary(_op, _label)
+    setattr(Expression, f"__{_name}__", _m)
+    setattr(Expression, f"__r{_name}__", _r)
+
+for _name, _op, _label in [
+    ("eq", operator.eq, "=="),
+    ("ne", operator.ne, "!="),
+    ("lt", operator.lt, "<"),
+    ("le", operator.le, "<="),
+    ("gt", operator.gt, ">"),
+    ("ge", operator.ge, ">="),
+]:
+    setattr(Expression, f"__{_name}__", _binary(_op, _label)[0])
+
+for _name, _op, _label in [
+    ("neg", operator.neg, "-"),
+    ("pos", operator.pos, "+"),
+    ("invert", operator.invert, "~"),
+    ("abs", operator.abs, "abs"),
+]:
+    setattr(
+        Expression,
+        f"__{_name}__",
+        (lambda op, label: lambda self: ApplyExpression(op, (self,), label=label))(_op, _label),
+    )
+
+
+class CallExpression(Expression):
+    """A call of `task` on `args`/`kwargs` (which may contain expressions)."""
+
+    __slots__ = ("args", "kwargs", "task")
+
+    def __init__(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"<call {self.task.short_name}({format_args(self.args, self.kwargs)})>"
+
+
+class ApplyExpression(Expression):
+    """``fn(*args, **kwargs)`` run on the scheduler thread once the arguments are known."""
+
+    __slots__ = ("args", "fn", "kwargs", "label")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None = None,
+        label: str = "",
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs or {}
+        self.label = label or getattr(fn, "__name__", "apply")
+
+    def __repr__(self) -> str:
+        return f"<{self.label} {format_args(self.args, self.kwargs)}>"
+
+
+class CatchExpression(Expression):
+    """Evaluate `expr`; on an exception matching one of `handlers`, use the handler."""
+
+    __slots__ = ("expr", "handlers")
+
+    def __init__(
+        self, expr: Any, handlers: tuple[tuple[type[BaseException], Callable[..., Any]], ...]
+    ) -> None:
+        self.expr = expr
+        self.handlers = handlers
+
+    def handler_for(self, exc: BaseException) -> Callable[..., Any] | None:
+        for exc_type, handler in self.handlers:
+            if isinstance(exc, exc_type):
+                return handler
+        return None
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.__name__ for t, _ in self.handlers)
+        return f"<catch {self.expr!r} on {names}>"
+
+
+class Quote:
+    """An ApplyExpression argument passed through unevaluated."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """A one-line repr cut to `limit` characters (for logs and tracebacks)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_args(args: Iterable[Any], kwargs: dict[str, Any], limit: int = 40) -> str:
+    parts = [short_repr(a, limit) for a in args]
+    parts += [f"{k}={short_repr(v, limit)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+# -- control forms ------------------------------------------------------------------
+
+
+def _choose(pred: Any, then: Any, otherwise: Any) -> Any:
+    return then if pred else otherwise
+
+
+def cond(pred: Any, then: Any, otherwise: Any = None) -> Expression:
+    """Evaluate `pred`, then only the chosen branch (``then`` if truthy)."""
+    return ApplyExpression(_choose, (pred, Quote(then), Quote(otherwise)), label="cond")
+
+
+def _seq_step(value: Any, exprs: tuple[Any, ...], done: tuple[Any, ...]) -> Any:
+    done = (*done, value)
+    if len(done) == len(exprs):
+        return list(done)
+    return ApplyExpression(
+        _seq_step, (exprs[len(done)], Quote(exprs), Quote(done)), label="seq"
+    )
+
+
+def seq(exprs: Iterable[Any]) -> Any:
+    """Evaluate expressions one after another (not in parallel); returns their values."""
+    items = tuple(exprs)
+    if not items:
+        return ApplyExpression(list, (), label="seq")
+    return ApplyExpression(_seq_step, (items[0], Quote(items), Quote(())), label="seq")
+
+
+def _map_items(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+def map_(fn: Callable[[Any], Any], items: Any) -> Expression:
+    """Evaluate `items` (a sequence or an expression of one), then call `fn` on each."""
+    return ApplyExpression(_map_items, (fn, items), label="map_")
+
+
+def _concat(lists: Iterable[Iterable[Any]]) -> list[Any]:
+    return [x for sub in lists for x in sub]
+
+
+def _flat_map_items(fn: Callable[[Any], Any], items: Iterable[Any]) -> Expression:
+    return ApplyExpression(_concat, ([fn(item) for item in items],), label="flat_map")
+
+
+def flat_map(fn: Callable[[Any], Any], items: Any) -> Expression:
+    """Like `map_`, where each call returns a list; the lists are concatenated."""
+    return ApplyExpression(_flat_map_items, (fn, items), label="flat_map")
+
+
+def catch(expr: Any, *handlers: Any) -> Expression:
+    """``catch(expr, ExcType, handler[, ExcType2, handler2 ...])``.
+
+    If evaluating `expr` raises an exception matching `ExcType`, the result is
+    ``handler(exc)`` (a task, or any callable; it may return expressions).
+    """
+    from .errors import LazyflowError
+
+    if len(handlers) < 2 or len(handlers) % 2:
+        raise LazyflowError(
+            "catch() takes an expression followed by (ExceptionType, handler) pairs, "
+            f"got {len(handlers)} extra argument(s). Example: catch(expr, ValueError, fallback)."
+        )
+    pairs = []
+    for exc_type, handler in zip(handlers[::2], handlers[1::2], strict=True):
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            types_ = exc_type if isinstance(exc_type, tuple) else None
+            if not types_:
+                raise LazyflowError(
+                    f"catch(): {exc_type!r} is not an exception type. Pass an exception "
+                    "class such as ValueError, then the handler."
+                )
+        if not callable(handler):
+            raise LazyflowError(f"catch(): handler {handler!r} is not callable.")
+        pairs.append((exc_type, handler))
+    return CatchExpression(expr, tuple(pairs))
+
+
+def contains_expression(value: Any, _depth: int = 0) -> bool:
+    """True if `value` is or holds an Expression (in containers/dataclasses)."""
+    if isinstance(value, Expression):
+        return True
+    cls = type(value)
+    if cls in _ATOMS or _depth > 200:
+        return False
+    if cls is list or cls is tuple or cls is set or cls is frozenset or isinstance(value, tuple):
+        return any(contains_expression(v, _depth + 1) for v in value)
+    if cls is dict or isinstance(value, dict):
+        return any(contains_expression(v, _depth + 1) for v in value.values()) or any(
+            isinstance(k, Expression) for k in value
+        )
+    if hasattr(cls, "__dataclass_fields__"):
+        return any(
+            contains_expression(getattr(value, f, None), _depth + 1)
+            for f in cls.__dataclass_fields__
+        )
+    return False
+
+
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})

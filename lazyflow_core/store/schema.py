@@ -1,0 +1,152 @@
+"""The store's tables (SQLAlchemy Core). Changes here need an alembic migration.
+
+Provenance is a Merkle graph of calls: a call is keyed by the hash of its task and its
+argument values; it points at its result value, its argument values and its child calls.
+Jobs are the per-execution events (this call was run, or reused, in that execution).
+Table names carry an ``lf_`` prefix so the store can share a database with other apps.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+HASH = String(40)
+
+executions = Table(
+    "lf_executions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("status", String(16), nullable=False),
+    Column("root_task", String(255)),
+    Column("root_call_hash", HASH),
+    Column("result_hash", HASH),
+    Column("command", Text),
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    Column("jobs", Integer, nullable=False, default=0),
+    Column("cached", Integer, nullable=False, default=0),
+    Column("executed", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_lf_executions_started_at", "started_at"),
+)
+
+execution_tags = Table(
+    "lf_execution_tags",
+    metadata,
+    Column("execution_id", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_lf_execution_tags_key_value", "key", "value"),
+)
+
+tasks = Table(
+    "lf_tasks",
+    metadata,
+    Column("hash", HASH, primary_key=True),
+    Column("name", String(512), nullable=False),
+    Column("module", String(512)),
+    Column("source", Text),
+    Column("created_at", Float),
+    Index("ix_lf_tasks_name", "name"),
+)
+
+calls = Table(
+    "lf_calls",
+    metadata,
+    Column("call_hash", HASH, primary_key=True),
+    Column("task_hash", HASH, nullable=False),
+    Column("task_name", String(512), nullable=False),
+    Column("result_hash", HASH, nullable=False),
+    Column("validation_hash", HASH, nullable=False),
+    Column("execution_id", String(32)),
+    Column("job_id", String(32)),
+    Column("created_at", Float),
+    Index("ix_lf_calls_result_hash", "result_hash"),
+    Index("ix_lf_calls_task_name", "task_name"),
+)
+
+call_args = Table(
+    "lf_call_args",
+    metadata,
+    Column("call_hash", HASH, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("value_hash", HASH, nullable=False),
+    Index("ix_lf_call_args_value_hash", "value_hash"),
+)
+
+call_children = Table(
+    "lf_call_children",
+    metadata,
+    Column("parent_hash", HASH, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("child_hash", HASH, nullable=False),
+    Index("ix_lf_call_children_child_hash", "child_hash"),
+)
+
+values = Table(
+    "lf_values",
+    metadata,
+    Column("hash", HASH, primary_key=True),
+    Column("type_name", String(255), nullable=False),
+    Column("size", Integer),
+    Column("preview", Text),
+    Column("data", LargeBinary),
+    Column("blob", Text),
+    Column("created_at", Float),
+)
+
+validation_sets = Table(
+    "lf_validation_sets",
+    metadata,
+    Column("hash", HASH, primary_key=True),
+    Column("tasks", Text, nullable=False),
+    Column("files", Text, nullable=False),
+)
+
+files = Table(
+    "lf_files",
+    metadata,
+    Column("call_hash", HASH, primary_key=True),
+    Column("role", String(8), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("file_hash", HASH),
+    Column("created_at", Float),
+    Index("ix_lf_files_path", "path"),
+    Index("ix_lf_files_file_hash", "file_hash"),
+)
+
+jobs = Table(
+    "lf_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("execution_id", String(32), nullable=False),
+    Column("call_hash", HASH),
+    Column("task_name", String(512), nullable=False),
+    Column("parent_id", String(32)),
+    Column("status", String(16), nullable=False),
+    Column("cached", Boolean, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("attempts", Integer),
+    Column("args_preview", Text),
+    Column("error", Text),
+    Index("ix_lf_jobs_execution_id", "execution_id"),
+    Index("ix_lf_jobs_call_hash", "call_hash"),
+)

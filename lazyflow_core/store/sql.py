@@ -1,0 +1,254 @@
+"""The SQL store: SQLite (embedded default) or PostgreSQL (a team's central cache).
+
+Opening a store applies schema migrations automatically (alembic, serialized by a file
+lock on SQLite and an advisory lock on PostgreSQL, so several processes may start at
+once). The check costs one query when the schema is current: alembic is imported only when
+there is something to upgrade.
+
+Reads happen on the caller's thread (the scheduler batches its cache lookups); writes go
+through a `StoreWriter` thread that groups records into few transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from ..errors import StoreError
+from . import schema
+from .blobs import BlobStore
+
+log = logging.getLogger("lazyflow.store")
+
+DEFAULT_URL = "sqlite:///.lazyflow/lazyflow.db"
+HEAD_REVISION = "0001"
+VERSION_TABLE = "lf_alembic_version"
+_PG_LOCK_KEY = 0x1A2F10E  # arbitrary, stable: serializes migrations on one database
+_CHUNK = 500
+
+
+def resolve_db_url(db: str | None) -> str:
+    """`db` if given, else ``LAZYFLOW_DB``, else the SQLite file under ``.lazyflow/``."""
+    return db or os.environ.get("LAZYFLOW_DB") or DEFAULT_URL
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+class Store:
+    """Provenance and cache store behind a SQLAlchemy engine."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        blobs: str | None = None,
+        blob_threshold: int = 1 << 20,
+    ) -> None:
+        self.url = resolve_db_url(url)
+        self.blob_threshold = blob_threshold
+        try:
+            self.engine: Engine = self._make_engine(self.url)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot open the lazyflow store at {redact(self.url)!r}: {exc}. Check the URL "
+                "(e.g. sqlite:///path/lazyflow.db or postgresql+psycopg://user@host/db)."
+            ) from exc
+        self.dialect = self.engine.dialect.name
+        blob_root = blobs or os.environ.get("LAZYFLOW_BLOBS")
+        if blob_root is None and self.dialect == "sqlite" and self.sqlite_path:
+            blob_root = os.path.join(os.path.dirname(self.sqlite_path) or ".", "blobs")
+        self.blobs = BlobStore(blob_root) if blob_root else None
+        self._schema_ready = False
+
+    # -- engine and schema -------------------------------------------------------------
+    @property
+    def sqlite_path(self) -> str | None:
+        if self.dialect != "sqlite":
+            return None
+        database = self.engine.url.database
+        return None if not database or database == ":memory:" else os.path.abspath(database)
+
+    def _make_engine(self, url: str) -> Engine:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            database = engine.url.database
+            if database and database != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+
+            @event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema if needed (cheap when already current)."""
+        if self._schema_ready:
+            return
+        try:
+            if self.current_revision() != HEAD_REVISION:
+                with self._migration_lock():
+                    if self.current_revision() != HEAD_REVISION:
+                        self._upgrade()
+        except StoreError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreError(
+                f"cannot reach the lazyflow store at {redact(self.url)!r}: "
+                f"{exc.orig if hasattr(exc, 'orig') else exc}. Is the database running and "
+                "the URL right? Set it with --db or LAZYFLOW_DB."
+            ) from exc
+        self._schema_ready = True
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            try:
+                return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+            except (OperationalError, ProgrammingError):
+                return None
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        path = self.sqlite_path
+        if path:
+            import fcntl
+
+            with open(path + ".migrate.lock", "w") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        elif self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                    conn.commit()
+        else:
+            yield
+
+    def _upgrade(self, revision: str = "head") -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", os.path.join(os.path.dirname(__file__), "migrations"))
+        cfg.set_main_option("version_table", VERSION_TABLE)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        log.info("lazyflow store at %s upgraded to %s", redact(self.url), revision)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads used by the scheduler -----------------------------------------------------
+    def lookup_calls(self, call_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``{call_hash: (result_hash, validation_hash)}`` for the cached calls."""
+        found: dict[str, tuple[str, str]] = {}
+        c = schema.calls.c
+        with self.engine.connect() as conn:
+            for chunk in _chunks(call_hashes):
+                rows = conn.execute(
+                    select(c.call_hash, c.result_hash, c.validation_hash).where(
+                        c.call_hash.in_(chunk)
+                    )
+                )
+                for call_hash, result_hash, validation_hash in rows:
+                    found[call_hash] = (result_hash, validation_hash)
+        return found
+
+    def load_validation_sets(
+        self, hashes: Sequence[str]
+    ) -> dict[str, tuple[list[list[str]], list[list[Any]]]]:
+        """``{hash: (tasks, files)}``: tasks are [name, hash]; files [path, content, hash]."""
+        out: dict[str, tuple[list[list[str]], list[list[Any]]]] = {}
+        c = schema.validation_sets.c
+        with self.engine.connect() as conn:
+            for chunk in _chunks(hashes):
+                for h, tasks_json, files_json in conn.execute(
+                    select(c.hash, c.tasks, c.files).where(c.hash.in_(chunk))
+                ):
+                    out[h] = (json.loads(tasks_json), json.loads(files_json))
+        return out
+
+    def load_value_data(self, value_hashes: Sequence[str]) -> dict[str, bytes | None]:
+        """Pickled bytes per value hash; None for a row whose blob is missing."""
+        out: dict[str, bytes | None] = {}
+        c = schema.values.c
+        with self.engine.connect() as conn:
+            for chunk in _chunks(value_hashes):
+                for h, data, blob in conn.execute(
+                    select(c.hash, c.data, c.blob).where(c.hash.in_(chunk))
+                ):
+                    if data is not None:
+                        out[h] = bytes(data)
+                    elif blob and self.blobs is not None:
+                        out[h] = self.blobs.get(blob)
+                    else:
+                        out[h] = None
+        return out
+
+    def load_value(self, value_hash: str) -> Any:
+        """The stored value with this hash (e.g. to read back an orchestrator reference).
+
+        Raises KeyError if the store has no readable value with that hash.
+        """
+        self.ensure_schema()
+        data = self.load_value_data([value_hash]).get(value_hash)
+        if data is None:
+            raise KeyError(f"no readable value {value_hash!r} in {redact(self.url)}")
+        return pickle.loads(data)
+
+    def writer(self) -> Any:
+        from .writer import StoreWriter
+
+        return StoreWriter(self)
+
+    def query(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """Run a read-only SQLAlchemy statement and return all rows (for provenance)."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            return list(conn.execute(statement, params or {}))
+
+
+def open_store(db: str | Store | None = None) -> Store:
+    """A `Store` for `db` (URL, existing store, or None for the default)."""
+    if isinstance(db, Store):
+        return db
+    if db is not None and not isinstance(db, str):
+        raise StoreError(
+            f"db={db!r} is not a database URL or Store; pass e.g. 'sqlite:///work.db' or "
+            "'postgresql+psycopg://user@host/db'."
+        )
+    return Store(db)

@@ -1,0 +1,56 @@
+"""lazyflow workflows used by the Prefect adapter tests.
+
+Every executed call leaves one file in ``marker_dir`` (``<label>.<random>``), so a test
+counts executions across threads, processes and Prefect retries with `executions`.
+A file ``fail-once-<x>`` in ``marker_dir`` makes ``square(x)`` fail once (it deletes the
+file first), which is how tests inject a failure that a retry recovers from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from lazyflow_core import task
+
+
+def _record(marker_dir: str, label: str) -> None:
+    Path(marker_dir, f"{label}.{uuid.uuid4().hex}").touch()
+
+
+def executions(marker_dir: str | Path, label: str) -> int:
+    """How many times the call labelled `label` has executed."""
+    return len(list(Path(marker_dir).glob(f"{label}.*")))
+
+
+@task
+def square(x: int, marker_dir: str) -> int:
+    _record(marker_dir, f"square-{x}")
+    flag = Path(marker_dir, f"fail-once-{x}")
+    if flag.exists():
+        flag.unlink()
+        raise RuntimeError(f"injected failure for x={x}")
+    return x * x
+
+
+@task
+def total(values: list[int], marker_dir: str) -> int:
+    _record(marker_dir, "total")
+    return sum(values)
+
+
+@task
+def fanout(n: int, marker_dir: str) -> int:
+    """Sum of squares below n.
+
+    Args:
+        n: how many squares to add up.
+        marker_dir: where each executed call leaves a file.
+    """
+    _record(marker_dir, "fanout")
+    return total([square(i, marker_dir) for i in range(n)], marker_dir)
+
+
+def expected_jobs(n: int) -> int:
+    """Calls in one uncached run of fanout(n): fanout, n squares, total."""
+    return n + 2
