@@ -47,7 +47,7 @@ from .errors import (
     TaskResultError,
 )
 from .events import JobEvent, RunSummary, TaskCounts
-from .executors.base import Executor, JobOutcome, JobSpec
+from .executors.base import Executor, JobOutcome, JobSpec, run_job
 from .expression import (
     ApplyExpression,
     CallExpression,
@@ -197,6 +197,7 @@ class CallFrame(Frame):
     __slots__ = (
         "alias",
         "arg_digests",
+        "arg_files",
         "args",
         "attempts",
         "cached",
@@ -215,7 +216,7 @@ class CallFrame(Frame):
         "vset_hash",
     )
 
-    def __init__(self, expr: CallExpression, context: CallFrame | None) -> None:
+    def __init__(self, expr: CallExpression, context: CallFrame | None, job_id: str) -> None:
         super().__init__(context)
         self.expr = expr
         self.task: Task = expr.task
@@ -223,9 +224,10 @@ class CallFrame(Frame):
         self.children: list[CallFrame] = []
         self.call_hash: str | None = None
         self.arg_digests: list[tuple[str, bytes]] = []
+        self.arg_files: list[tuple[str, bool, str | None]] = []
         self.args: tuple[Any, ...] = ()
         self.kwargs: dict[str, Any] = {}
-        self.job_id = uuid.uuid4().hex
+        self.job_id = job_id
         self.attempts = 0
         self.cached = False
         self.alias: CallFrame | None = None
@@ -279,10 +281,18 @@ class Evaluator:
         self.known: dict[int, bytes] = {}
         self.ready: deque[Frame] = deque()
         self.lookups: list[CallFrame] = []
+        self.to_submit: list[CallFrame] = []
+        # Task hashes with no call in the store at the start of this run: their calls
+        # skip the lookup (a cold run of a new task issues one query, not one per call).
+        self.task_has_calls: dict[str, bool] = {}
         self.completions: queue.SimpleQueue[tuple[CallFrame, Future[JobOutcome]] | None] = (
             queue.SimpleQueue()
         )
         self.inflight = 0
+        # Job ids: the execution's random prefix plus a counter (unique, and no uuid4
+        # per job on the hot path).
+        self.job_prefix = execution_id[:16]
+        self.job_counter = 0
         self.cancelled = False
         self.stopping = False
         self.summary = RunSummary(execution_id=execution_id)
@@ -320,6 +330,9 @@ class Evaluator:
             if self.lookups:
                 self.resolve_lookups()
                 continue
+            if self.to_submit:
+                self.dispatch()
+                continue
             if self.inflight == 0:
                 raise LazyflowError(
                     "internal error: evaluation stalled with no job running. Please report "
@@ -341,7 +354,8 @@ class Evaluator:
         frame = self.frames.get(id(expr))
         if frame is None:
             if isinstance(expr, CallExpression):
-                frame = CallFrame(expr, context)
+                self.job_counter += 1
+                frame = CallFrame(expr, context, f"{self.job_prefix}{self.job_counter:016x}")
                 if context is not None:
                     context.children.append(frame)
             elif isinstance(expr, ApplyExpression):
@@ -457,6 +471,11 @@ class Evaluator:
             self.fail(frame, exc)
             return
         frame.arg_digests = digests
+        found = iter_files(args)
+        if kwargs:
+            found += iter_files(kwargs)
+        if found:
+            frame.arg_files = [(f.path, f.content_hash, f.current_hash()) for f in found]
         if cache_task:
             call_hash = hash_struct(
                 "Call", task.hash, *[n.encode() + b"=" + d for n, d in digests]
@@ -470,7 +489,7 @@ class Evaluator:
             self.wait_on(frame, first)
             return
         self.calls[call_hash] = frame
-        if self.use_cache and cache_task:
+        if self.use_cache and cache_task and self.task_has_calls.get(task.hash, True):
             self.lookups.append(frame)
         else:
             self.submit(frame)
@@ -496,6 +515,18 @@ class Evaluator:
 
     def resolve_lookups(self) -> None:
         frames, self.lookups = self.lookups, []
+        unknown = {f.task.hash for f in frames} - self.task_has_calls.keys()
+        if unknown:
+            found = self.store.tasks_with_calls(sorted(unknown))
+            for h in unknown:
+                self.task_has_calls[h] = h in found
+        hopeless = [f for f in frames if not self.task_has_calls[f.task.hash]]
+        if hopeless:
+            for f in hopeless:
+                self.submit(f)
+            frames = [f for f in frames if self.task_has_calls[f.task.hash]]
+            if not frames:
+                return
         hits = self.store.lookup_calls([f.call_hash for f in frames])
         if not hits:
             for f in frames:
@@ -593,6 +624,41 @@ class Evaluator:
         return executor
 
     def submit(self, frame: CallFrame) -> None:
+        """Queue `frame` to run; `dispatch` sends the queue to executors."""
+        if not self.stopping and frame.state == PENDING:
+            self.to_submit.append(frame)
+
+    def dispatch(self) -> None:
+        """Send queued jobs to their executors.
+
+        When exactly one job is ready and nothing else is running or pending (a chain of
+        dependent calls), a thread-executor job runs right here on the scheduler thread:
+        there is no parallelism to gain, and two thread hand-offs per call to save.
+        """
+        frames, self.to_submit = self.to_submit, []
+        if len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups:
+            frame = frames[0]
+            try:
+                executor = self.executor_for(frame.task)
+            except ExecutorError as exc:
+                self.fail(frame, exc)
+                return
+            if getattr(executor, "inline", False) and not frame.task.options.limits:
+                frame.phase = RUN
+                frame.attempts += 1
+                if frame.attempts == 1:
+                    frame.started = time.time()
+                    if self.listeners:
+                        self._emit("started", frame, None)
+                spec = JobSpec(frame.job_id, frame.task, frame.args, frame.kwargs, frame.attempts)
+                done: Future[JobOutcome] = Future()
+                done.set_result(run_job(spec))
+                self.handle_outcome(frame, done)
+                return
+        for frame in frames:
+            self._submit_now(frame)
+
+    def _submit_now(self, frame: CallFrame) -> None:
         if self.stopping or frame.state != PENDING:
             return
         task = frame.task
@@ -772,13 +838,7 @@ class Evaluator:
     ) -> None:
         tasks: frozenset[tuple[str, str]] = frozenset(((frame.task.name, frame.task.hash),))
         files: frozenset[tuple[str, bool, str | None]] = EMPTY
-        own_files = [
-            (f.path, f.content_hash, f.current_hash()) for f in iter_files(frame.args)
-        ] + result_files
-        if frame.kwargs:
-            own_files += [
-                (f.path, f.content_hash, f.current_hash()) for f in iter_files(frame.kwargs)
-            ]
+        own_files = frame.arg_files + result_files
         if own_files:
             files = frozenset(own_files)
         for child in frame.children:
@@ -852,8 +912,8 @@ class Evaluator:
                     writer.put("child", (call_hash, position, child.call_hash))
         for path, _content, file_hash in result_files:
             writer.put("file", (call_hash, "output", path, file_hash, now))
-        for f in iter_files((frame.args, frame.kwargs)):
-            writer.put("file", (call_hash, "input", f.path, f.current_hash(), now))
+        for path, _content, file_hash in frame.arg_files:
+            writer.put("file", (call_hash, "input", path, file_hash, now))
         writer.put(
             "call",
             (call_hash, task.hash, task.name, result_hash, frame.vset_hash, eid, frame.job_id, now),

@@ -228,22 +228,37 @@ class Dir:
         return bool(fs.exists(path))
 
 
-def iter_files(value: Any, _depth: int = 0) -> Iterator[File | Dir]:
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def iter_files(value: Any) -> list[File | Dir]:
     """Every File/Dir inside a value (containers and dataclasses are searched)."""
-    if isinstance(value, File | Dir):
-        yield value
-    elif _depth > 50:
+    cls = type(value)
+    if cls in _ATOMS:
+        return []
+    if cls is File or cls is Dir:
+        return [value]
+    found: list[File | Dir] = []
+    _find_files(value, found, 0)
+    return found
+
+
+def _find_files(value: Any, found: list[File | Dir], depth: int) -> None:
+    cls = type(value)
+    if cls in _ATOMS or depth > 50:
         return
+    if isinstance(value, File | Dir):
+        found.append(value)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            if isinstance(item, File | Dir | list | tuple | dict | set | frozenset):
-                yield from iter_files(item, _depth + 1)
+            if type(item) not in _ATOMS:
+                _find_files(item, found, depth + 1)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from iter_files(item, _depth + 1)
-    elif hasattr(value, "__dataclass_fields__"):
-        for name in value.__dataclass_fields__:
-            yield from iter_files(getattr(value, name, None), _depth + 1)
+            _find_files(item, found, depth + 1)
+    elif hasattr(cls, "__dataclass_fields__"):
+        for name in cls.__dataclass_fields__:
+            _find_files(getattr(value, name, None), found, depth + 1)
 
 
 # File/Dir already define __lazyflow_hash__; registering keeps the tag stable if a

@@ -184,9 +184,15 @@ class Task:
         except TypeError as exc:
             raise TaskCallError(
                 f"task {self.name!r} called as {self.short_name}({format_args(args, kwargs)}): "
-                f"{exc}. Its signature is {self.short_name}{self._signature}; fix the call "
+                f"{exc}. Its signature is {self.short_name}{self._display_signature()}; fix the call "
                 "to match it."
             ) from None
+
+    def _display_signature(self) -> inspect.Signature:
+        try:
+            return inspect.signature(self.func, eval_str=True)
+        except Exception:
+            return self._signature
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         """Arguments in parameter order with defaults applied, for canonical call hashes."""

@@ -12,6 +12,7 @@ class ThreadExecutor(Executor):
     """Runs jobs on a pool of threads in this process."""
 
     name = "threads"
+    inline = True  # the scheduler may run a lone job on its own thread (see dispatch)
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import pickle
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -80,6 +81,7 @@ class Store:
             blob_root = os.path.join(os.path.dirname(self.sqlite_path) or ".", "blobs")
         self.blobs = BlobStore(blob_root) if blob_root else None
         self._schema_ready = False
+        self._local = threading.local()
 
     # -- engine and schema -------------------------------------------------------------
     @property
@@ -170,23 +172,61 @@ class Store:
         log.info("lazyflow store at %s upgraded to %s", redact(self.url), revision)
 
     def close(self) -> None:
+        self._drop_read_connection()
         self.engine.dispose()
 
     # -- reads used by the scheduler -----------------------------------------------------
+    def _read_cursor(self) -> Any:
+        """A DBAPI cursor on this thread's own autocommit read connection.
+
+        The scheduler issues many small lookups; checking a pooled connection out and in
+        for each one costs more than the query.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            if self.dialect == "postgresql":
+                conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+            self._local.conn = conn
+        return conn.cursor()
+
+    def _select_in(self, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (with ``{in}`` for the placeholder list) over `keys` in chunks."""
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        rows: list[tuple[Any, ...]] = []
+        try:
+            cur = self._read_cursor()
+            for chunk in _chunks(keys):
+                cur.execute(sql.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
+                rows.extend(cur.fetchall())
+            cur.close()
+        except Exception:
+            self._drop_read_connection()
+            raise
+        return rows
+
+    def _drop_read_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+
     def lookup_calls(self, call_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``{call_hash: (result_hash, validation_hash)}`` for the cached calls."""
-        found: dict[str, tuple[str, str]] = {}
-        c = schema.calls.c
-        with self.engine.connect() as conn:
-            for chunk in _chunks(call_hashes):
-                rows = conn.execute(
-                    select(c.call_hash, c.result_hash, c.validation_hash).where(
-                        c.call_hash.in_(chunk)
-                    )
-                )
-                for call_hash, result_hash, validation_hash in rows:
-                    found[call_hash] = (result_hash, validation_hash)
-        return found
+        rows = self._select_in(
+            "SELECT call_hash, result_hash, validation_hash FROM lf_calls "
+            "WHERE call_hash IN ({marks})",
+            call_hashes,
+        )
+        return {call_hash: (result, vset) for call_hash, result, vset in rows}
+
+    def tasks_with_calls(self, task_hashes: Sequence[str]) -> set[str]:
+        """Which of these task hashes have any cached call (to skip hopeless lookups)."""
+        rows = self._select_in(
+            "SELECT DISTINCT task_hash FROM lf_calls WHERE task_hash IN ({marks})", task_hashes
+        )
+        return {r[0] for r in rows}
 
     def load_validation_sets(
         self, hashes: Sequence[str]

@@ -52,6 +52,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("lf_calls", schema=None) as batch_op:
         batch_op.create_index("ix_lf_calls_result_hash", ["result_hash"], unique=False)
+        batch_op.create_index("ix_lf_calls_task_hash", ["task_hash"], unique=False)
         batch_op.create_index("ix_lf_calls_task_name", ["task_name"], unique=False)
 
     op.create_table(
