@@ -16,7 +16,7 @@ from .errors import (
     TaskResultError,
     WorkflowImportError,
 )
-from .events import JobEvent, RunSummary, TaskCounts
+from .events import Decision, JobEvent, Reason, RunSummary, TaskCounts
 from .expression import Expression, catch, cond, flat_map, map_, seq
 from .files import Dir, File
 from .hashing import hash_value, register_hasher
@@ -27,6 +27,7 @@ from .workflow import load_task
 __version__ = "0.1.0"
 
 __all__ = [
+    "Decision",
     "Dir",
     "ExecutorError",
     "Expression",
@@ -35,6 +36,7 @@ __all__ = [
     "JobEvent",
     "LazyflowError",
     "PartialTask",
+    "Reason",
     "RunCancelled",
     "RunSummary",
     "Scheduler",
@@ -51,6 +53,7 @@ __all__ = [
     "flat_map",
     "hash_value",
     "load_task",
+    "register_hasher",
     "map_",
     "run",
     "seq",

@@ -46,7 +46,7 @@ from .errors import (
     RunCancelled,
     TaskResultError,
 )
-from .events import JobEvent, RunSummary, TaskCounts
+from .events import Decision, JobEvent, Reason, RunSummary, TaskCounts
 from .executors.base import Executor, JobOutcome, JobSpec, run_job
 from .expression import (
     ApplyExpression,
@@ -56,6 +56,7 @@ from .expression import (
     Quote,
     contains_expression,
     format_args,
+    short_repr,
 )
 from .files import File, iter_files
 from .hashing import UnhashableValue, hash_struct, value_digest
@@ -145,7 +146,9 @@ class ApplyFrame(Frame):
         try:
             result = expr.fn(*args, **kwargs)
         except Exception as exc:
-            exc.add_note(f"lazyflow: raised by lazy operation {expr.label} {format_args(args, kwargs)}")
+            exc.add_note(
+                f"lazyflow: raised by lazy operation {expr.label} {format_args(args, kwargs)}"
+            )
             ev.fail(self, exc)
             return
         ev.continue_with(self, result)
@@ -265,8 +268,13 @@ class Evaluator:
         use_cache: bool,
         listeners: list[Any],
         limits: dict[str, int],
+        dry_run: bool = False,
     ) -> None:
         self.execution_id = execution_id
+        # Dry run (explain): nothing executes; each call gets a Decision instead.
+        self.dry_run = dry_run
+        self.decisions: list[Decision] = []
+        self.miss_reasons: dict[int, tuple[str, str]] = {}
         self.executors = executors
         self.default_executor = default_executor
         self.store = store
@@ -333,6 +341,9 @@ class Evaluator:
             if self.to_submit:
                 self.dispatch()
                 continue
+            if self.dry_run:
+                self._explain_blocked()
+                return None
             if self.inflight == 0:
                 raise LazyflowError(
                     "internal error: evaluation stalled with no job running. Please report "
@@ -366,11 +377,7 @@ class Evaluator:
                 raise TaskResultError(f"unknown expression type {type(expr).__name__}")
             self.frames[id(expr)] = frame
             self.ready.append(frame)
-        elif (
-            isinstance(frame, CallFrame)
-            and context is not None
-            and frame.context is not context
-        ):
+        elif isinstance(frame, CallFrame) and context is not None and frame.context is not context:
             context.children.append(frame)
         return frame
 
@@ -477,9 +484,7 @@ class Evaluator:
         if found:
             frame.arg_files = [(f.path, f.content_hash, f.current_hash()) for f in found]
         if cache_task:
-            call_hash = hash_struct(
-                "Call", task.hash, *[n.encode() + b"=" + d for n, d in digests]
-            )
+            call_hash = hash_struct("Call", task.hash, *[n.encode() + b"=" + d for n, d in digests])
         else:
             call_hash = hash_struct("Uncached", task.hash, uuid.uuid4().hex)
         frame.call_hash = call_hash
@@ -547,6 +552,8 @@ class Evaluator:
             if hit is not None and self._valid(*hit):
                 valid.append((f, hit[0], hit[1]))
             else:
+                if hit is not None and self.dry_run:
+                    self.miss_reasons[id(f)] = self._invalid_reason(hit[1])
                 self.submit(f)
         if not valid:
             return
@@ -561,9 +568,13 @@ class Evaluator:
                 log.warning(
                     "lazyflow: cached result of %s (value %s) cannot be loaded (%s: %s); "
                     "re-running the call",
-                    f.task.name, result_hash[:12], type(exc).__name__, exc,
+                    f.task.name,
+                    result_hash[:12],
+                    type(exc).__name__,
+                    exc,
                 )
                 self.corrupt_values.add(result_hash)
+                self.miss_reasons[id(f)] = (Reason.VALUE_UNREADABLE, f"{type(exc).__name__}: {exc}")
                 self.submit(f)
                 continue
             self.finish_cached(f, value, result_hash, vset_hash)
@@ -607,6 +618,8 @@ class Evaluator:
             self.writer.put("job", job_row(self.execution_id, frame, "cached", now, now))
         if self.listeners:
             self._emit("cached", frame, 0.0)
+        if self.dry_run:
+            self.decisions.append(self._decision(frame, "cached", Reason.CACHED))
         self.finish(frame, value)
 
     # -- running -----------------------------------------------------------------------
@@ -625,7 +638,9 @@ class Evaluator:
 
     def submit(self, frame: CallFrame) -> None:
         """Queue `frame` to run; `dispatch` sends the queue to executors."""
-        if not self.stopping and frame.state == PENDING:
+        if self.dry_run:
+            self.decisions.append(self._diagnose(frame))
+        elif not self.stopping and frame.state == PENDING:
             self.to_submit.append(frame)
 
     def dispatch(self) -> None:
@@ -767,7 +782,11 @@ class Evaluator:
         if frame.attempts <= task.options.retries and not self.stopping:
             log.info(
                 "lazyflow: %s failed (%s: %s); retry %d of %d",
-                task.name, type(exc).__name__, exc, frame.attempts, task.options.retries,
+                task.name,
+                type(exc).__name__,
+                exc,
+                frame.attempts,
+                task.options.retries,
             )
             if self.listeners:
                 self._emit("retry", frame, None, f"{type(exc).__name__}: {exc}")
@@ -793,7 +812,11 @@ class Evaluator:
             self.writer.put(
                 "job",
                 job_row(
-                    self.execution_id, frame, "failed", frame.started, now,
+                    self.execution_id,
+                    frame,
+                    "failed",
+                    frame.started,
+                    now,
                     error=f"{type(exc).__name__}: {exc}",
                 ),
             )
@@ -919,6 +942,100 @@ class Evaluator:
             (call_hash, task.hash, task.name, result_hash, frame.vset_hash, eid, frame.job_id, now),
         )
 
+    # -- dry run (explain) ---------------------------------------------------------------
+    def _decision(
+        self, frame: CallFrame, action: str, reason: str, detail: str = "", diff: str | None = None
+    ) -> Decision:
+        return Decision(
+            task_name=frame.task.name,
+            call=f"{frame.task.short_name}({format_args(frame.args, frame.kwargs)})",
+            call_hash=frame.call_hash,
+            action=action,
+            reason=reason,
+            detail=detail,
+            diff=diff,
+        )
+
+    def _invalid_reason(self, vset_hash: str) -> tuple[str, str]:
+        """Why a cached call failed validation: which task below changed, or which file."""
+        vset = self.loaded_vsets.get(vset_hash)
+        if vset is None:
+            return (Reason.CHILD_CHANGED, "its record of the tasks below it is missing")
+        tasks, files = vset
+        for name, task_hash in sorted(tasks):
+            current = get_task(name)
+            if current is None:
+                return (Reason.CHILD_CHANGED, f"task {name} it called is not loaded any more")
+            if current.hash != task_hash:
+                return (Reason.CHILD_CHANGED, f"task {name} it called has changed")
+        for path, content, file_hash in sorted(files):
+            now = File(path, content_hash=content).current_hash()
+            if now != file_hash:
+                state = "was deleted" if now is None else "was modified"
+                return (Reason.FILE_CHANGED, f"file {path} {state}")
+        return (Reason.CHILD_CHANGED, "cached result is not valid any more")
+
+    def _diagnose(self, frame: CallFrame) -> Decision:
+        """A call that would run: say why (new task, code/argument/file change...)."""
+        from .store.sql import CallHistory
+
+        known = self.miss_reasons.get(id(frame))
+        if known is not None:
+            return self._decision(frame, "run", known[0], known[1])
+        task = frame.task
+        if not self.use_cache or not task.options.cache:
+            where = "for this run" if not self.use_cache else "on the task (cache=False)"
+            return self._decision(frame, "run", Reason.CACHE_DISABLED, f"caching is off {where}")
+        history = CallHistory(self.store)
+        latest = history.latest_task_hash(task.name)
+        if latest is None:
+            return self._decision(frame, "run", Reason.NEW_TASK, "no call of this task is stored")
+        if latest != task.hash and not history.latest_call_args(task.hash):
+            import difflib
+
+            old = history.task_source(latest) or ""
+            new = task.source
+            diff = "".join(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True), new.splitlines(keepends=True),
+                    f"{task.name} (cached)", f"{task.name} (now)",
+                )
+            )
+            detail = (
+                "its source changed" if diff else
+                "its source is unchanged; code it uses (helpers, constants, classes) changed"
+            )
+            return self._decision(frame, "run", Reason.CODE_CHANGED, detail, diff or None)
+        before = history.latest_call_args(task.hash) or history.latest_call_args(latest)
+        changed = []
+        file_changed = False
+        for name, digest in frame.arg_digests:
+            old_hash = before.get(name)
+            if old_hash != digest.hex():
+                was = history.value_preview(old_hash) if old_hash else None
+                value = _bound_value(frame, [n for n, _ in frame.arg_digests].index(name), name)
+                if isinstance(value, File):
+                    file_changed = True
+                changed.append(f"{name} (was {was}, now {short_repr(value)})")
+        reason = Reason.FILE_CHANGED if file_changed else Reason.ARGS_CHANGED
+        detail = "argument " + "; ".join(changed) if changed else "new argument values"
+        return self._decision(frame, "run", reason, detail)
+
+    def _explain_blocked(self) -> None:
+        """Calls whose arguments wait on a call that would run: only running would tell."""
+        for frame in self.frames.values():
+            if isinstance(frame, CallFrame) and frame.state == PENDING and frame.phase == ARGS:
+                self.decisions.append(
+                    Decision(
+                        task_name=frame.task.name,
+                        call=repr(frame.expr),
+                        call_hash=None,
+                        action="unknown",
+                        reason=Reason.NEEDS_RESULT,
+                        detail="its arguments need results of calls that would run first",
+                    )
+                )
+
     # -- reporting ---------------------------------------------------------------------
     def _counts(self, task: Task) -> TaskCounts:
         counts = self.summary.by_task.get(task.name)
@@ -968,9 +1085,18 @@ def job_row(
 ) -> tuple[Any, ...]:
     parent = frame.context.job_id if frame.context is not None else None
     return (
-        frame.job_id, execution_id, frame.call_hash, frame.task.name, parent, status,
-        status == "cached", started, finished, frame.attempts,
-        ArgsPreview(frame.task.short_name, frame.args, frame.kwargs), error,
+        frame.job_id,
+        execution_id,
+        frame.call_hash,
+        frame.task.name,
+        parent,
+        status,
+        status == "cached",
+        started,
+        finished,
+        frame.attempts,
+        ArgsPreview(frame.task.short_name, frame.args, frame.kwargs),
+        error,
     )
 
 

@@ -52,3 +52,36 @@ class RunSummary:
             f"{self.executed} executed, {self.cached} cached, {self.failed} failed "
             f"in {self.seconds:.2f}s"
         )
+
+
+class Reason:
+    """Why a call would be reused or run (the ``reason`` of a `Decision`)."""
+
+    CACHED = "cached"
+    NEW_TASK = "new_task"
+    CODE_CHANGED = "code_changed"
+    ARGS_CHANGED = "args_changed"
+    FILE_CHANGED = "file_changed"
+    CACHE_DISABLED = "cache_disabled"
+    VALUE_UNREADABLE = "value_unreadable"
+    CHILD_CHANGED = "child_changed"
+    NEEDS_RESULT = "needs_result"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One cache decision of `Scheduler.explain` (a dry run that executes nothing).
+
+    `action` is ``"cached"`` (would be reused), ``"run"`` (would execute) or ``"unknown"``
+    (its arguments need a result that only running would give). `reason` is a `Reason`
+    value; `detail` says which argument, file or task; `diff` is a unified diff of the
+    task's normalized source when its code changed.
+    """
+
+    task_name: str
+    call: str
+    call_hash: str | None
+    action: str
+    reason: str
+    detail: str = ""
+    diff: str | None = None

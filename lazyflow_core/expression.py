@@ -214,9 +214,7 @@ def _seq_step(value: Any, exprs: tuple[Any, ...], done: tuple[Any, ...]) -> Any:
     done = (*done, value)
     if len(done) == len(exprs):
         return list(done)
-    return ApplyExpression(
-        _seq_step, (exprs[len(done)], Quote(exprs), Quote(done)), label="seq"
-    )
+    return ApplyExpression(_seq_step, (exprs[len(done)], Quote(exprs), Quote(done)), label="seq")
 
 
 def seq(exprs: Iterable[Any]) -> Any:

@@ -126,7 +126,7 @@ class File:
                 parent = os.path.dirname(local)
                 if parent:
                     os.makedirs(parent, exist_ok=True)
-            return open(local, mode, **kwargs)  # noqa: SIM115 - caller closes
+            return open(local, mode, **kwargs)
         import fsspec
 
         return fsspec.open(self.path, mode, **kwargs).open()  # type: ignore[no-any-return]

@@ -243,6 +243,23 @@ class RunReport:
 # -- the query API -------------------------------------------------------------------
 
 
+def job_ref(job_id: str, execution_id: str | None = None) -> str:
+    """A short, unique way to write a job id.
+
+    Job ids are the execution's id prefix plus a counter, so their first characters do
+    not tell the jobs of one execution apart: ``EXECUTION.N`` (e.g. ``5c6607b5.17``) does,
+    and `Provenance.resolve_job` accepts it. Other ids are shortened to 12 characters.
+    """
+    head, tail = job_id[:16], job_id[16:]
+    if execution_id is not None:
+        ours = execution_id[:16] == head
+    else:
+        ours = tail.startswith("0000")  # a counter, not the rest of a random id
+    if ours and len(tail) == 16 and all(ch in "0123456789abcdef" for ch in tail):
+        return f"{head[:8]}.{int(tail, 16)}"
+    return job_id[:12]
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -414,9 +431,17 @@ class Provenance:
 
     # -- jobs ------------------------------------------------------------------------
     def resolve_job(self, ident: str) -> str:
-        return self._resolve(
-            schema.jobs.c.id, ident, "job", "`lazyflow log EXECUTION` shows job ids."
-        )
+        """A job id from a prefix, or from the short form ``EXECUTION.N`` (`job_ref`)."""
+        hint = "`lazyflow log EXECUTION` shows job ids."
+        execution, dot, number = ident.strip().partition(".")
+        if dot and number.isdigit():
+            eid = self.resolve_execution(execution)
+            jid = f"{eid[:16]}{int(number):016x}"
+            j = schema.jobs
+            if self._rows(select(j.c.id).where(j.c.id == jid, j.c.execution_id == eid)):
+                return jid
+            raise NoSuchRecord(f"execution {eid[:8]} has no job {number}. {hint}")
+        return self._resolve(schema.jobs.c.id, ident, "job", hint)
 
     def job(self, ident: str) -> Job:
         jid = self.resolve_job(ident)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ExecutorError, RunCancelled
 from .evaluator import Evaluator
-from .events import JobEvent, RunSummary
+from .events import Decision, JobEvent, RunSummary
 from .executors import Executor, ProcessExecutor, ThreadExecutor
 from .expression import CallExpression
 
@@ -84,8 +84,8 @@ class Scheduler:
         else:
             raise ExecutorError(
                 f"Scheduler(executor={executor!r}): unknown executor. Use 'threads', "
-                f"'processes', one of the names in executors= ({', '.join(sorted(self.executors))}),"
-                " or an Executor instance."
+                "'processes', one of the names in executors= "
+                f"({', '.join(sorted(self.executors))}), or an Executor instance."
             )
         self.limits = dict(limits or {})
         self.listeners = list(listeners or [])
@@ -117,8 +117,17 @@ class Scheduler:
         writer.put(
             "execution",
             (
-                execution_id, time.time(), "running", root_task, " ".join(sys.argv)[:2000],
-                socket.gethostname(), os.getpid(), 0, 0, 0, 0,
+                execution_id,
+                time.time(),
+                "running",
+                root_task,
+                " ".join(sys.argv)[:2000],
+                socket.gethostname(),
+                os.getpid(),
+                0,
+                0,
+                0,
+                0,
             ),
         )
         for key, value in (tags or {}).items():
@@ -162,16 +171,45 @@ class Scheduler:
             writer.put(
                 "execution_end",
                 (
-                    time.time(), status, root_hash, summary.result_hash, summary.jobs,
-                    summary.cached, summary.executed, summary.failed, summary.error,
+                    time.time(),
+                    status,
+                    root_hash,
+                    summary.result_hash,
+                    summary.jobs,
+                    summary.cached,
+                    summary.executed,
+                    summary.failed,
+                    summary.error,
                     execution_id,
                 ),
             )
             writer.close()
             for err in writer.errors:
-                log.error("lazyflow: some records of execution %s were not stored: %s",
-                          execution_id, err)
+                log.error(
+                    "lazyflow: some records of execution %s were not stored: %s", execution_id, err
+                )
             self.last_run = summary
+
+    def explain(self, expr: Any, *, cache: bool = True) -> list[Decision]:
+        """Dry run: which calls would be reused and which would run, and why.
+
+        Executes no task. Cached results are loaded so evaluation can continue past
+        them; where a call would run, everything that needs its result is reported as
+        ``unknown`` (``needs_result``). Nothing is written to the store.
+        """
+        ev = Evaluator(
+            execution_id=uuid.uuid4().hex,
+            executors=self.executors,
+            default_executor=self.default_executor,
+            store=self.store,
+            writer=None,
+            use_cache=cache,
+            listeners=[],
+            limits=self.limits,
+            dry_run=True,
+        )
+        ev.evaluate(expr)
+        return ev.decisions
 
     def cancel(self) -> None:
         """Stop the running `run` (thread-safe): it raises `RunCancelled`."""
@@ -184,9 +222,8 @@ class Scheduler:
         """Shut down executor pools and the store connection."""
         for executor in self.executors.values():
             executor.shutdown()
-        if self._store is not None and self._db is None or isinstance(self._db, str):
-            if self._store is not None:
-                self._store.close()
+        if self._store is not None and (self._db is None or isinstance(self._db, str)):
+            self._store.close()  # only a store this scheduler opened itself
 
     def __enter__(self) -> Scheduler:
         return self

@@ -59,19 +59,17 @@ def _validate_options(func: Callable[..., Any], opts: dict[str, Any]) -> TaskOpt
         )
     retries = opts.get("retries", 0)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise TaskDefinitionError(
-            f"@task on {label!r}: retries={retries!r} must be an int >= 0."
-        )
+        raise TaskDefinitionError(f"@task on {label!r}: retries={retries!r} must be an int >= 0.")
     version = opts.get("version")
     if version is not None and not isinstance(version, str):
         raise TaskDefinitionError(
-            f"@task on {label!r}: version={version!r} must be a string, e.g. version=\"2\"."
+            f'@task on {label!r}: version={version!r} must be a string, e.g. version="2".'
         )
     executor = opts.get("executor", "default")
     if not isinstance(executor, str):
         raise TaskDefinitionError(
             f"@task on {label!r}: executor={executor!r} must be the name of an executor "
-            "configured on the Scheduler (\"threads\", \"processes\" or a key of executors=)."
+            'configured on the Scheduler ("threads", "processes" or a key of executors=).'
         )
     limits = opts.get("limits") or {}
     if isinstance(limits, str):
@@ -130,9 +128,7 @@ class Task:
         """Hex hash of this task: its name plus code (or pinned version) and includes."""
         if self._hash is None:
             opts = self.options
-            body = (
-                "v:" + opts.version if opts.version is not None else function_hash(self.func)
-            )
+            body = "v:" + opts.version if opts.version is not None else function_hash(self.func)
             includes = [code_ref_hash(x) for x in opts.hash_includes]
             self._hash = hash_struct("Task", self.name, body, *includes)
         return self._hash
@@ -184,8 +180,8 @@ class Task:
         except TypeError as exc:
             raise TaskCallError(
                 f"task {self.name!r} called as {self.short_name}({format_args(args, kwargs)}): "
-                f"{exc}. Its signature is {self.short_name}{self._display_signature()}; fix the call "
-                "to match it."
+                f"{exc}. Its signature is {self.short_name}{self._display_signature()}; "
+                "fix the call to match it."
             ) from None
 
     def _display_signature(self) -> inspect.Signature:

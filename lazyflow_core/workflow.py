@@ -30,7 +30,10 @@ def load_module(workflow: str) -> types.ModuleType:
         if directory not in sys.path:
             sys.path.insert(0, directory)
         existing = sys.modules.get(name)
-        if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == path:
+        if (
+            existing is not None
+            and os.path.abspath(getattr(existing, "__file__", "") or "") == path
+        ):
             return existing
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:

@@ -43,8 +43,14 @@ def cli() -> None:
 
 
 for _command in (
-    run_command, explain_command, log_command, lineage_command, diff_command, viz_command,
-    db_group, gc_command,
+    run_command,
+    explain_command,
+    log_command,
+    lineage_command,
+    diff_command,
+    viz_command,
+    db_group,
+    gc_command,
 ):
     cli.add_command(_command)
 
@@ -60,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.argv[0] = "lazyflow"
     try:
         status = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="lazyflow",
+            args=list(argv) if argv is not None else None,
+            prog_name="lazyflow",
             standalone_mode=False,
         )
         code = status if isinstance(status, int) else 0

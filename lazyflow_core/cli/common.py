@@ -52,6 +52,13 @@ def short(ident: str | None, n: int = 8) -> str:
     return (ident or "-")[:n]
 
 
+def jref(job_id: str | None, execution_id: str | None = None) -> str:
+    """A job id as users type it (``EXECUTION.N``, see `provenance.job_ref`)."""
+    from ..provenance import job_ref
+
+    return job_ref(job_id, execution_id) if job_id else "-"
+
+
 def fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"

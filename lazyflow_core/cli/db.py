@@ -66,11 +66,18 @@ def db_info(db: str | None) -> None:
         out.print(f"[bold]dialect[/]   {store.dialect}{where}")
         if store.blobs is not None:
             count, size = _blob_usage(store.blobs)
-            out.print(f"[bold]blobs[/]     {store.blobs.root} ({plural(count, 'blob')}, "
-                      f"{fmt_size(size)})")
-        state = "up to date" if revision == HEAD_REVISION else (
-            "empty: created on first use" if revision is None
-            else "behind: run `lazyflow db upgrade`")
+            out.print(
+                f"[bold]blobs[/]     {store.blobs.root} ({plural(count, 'blob')}, {fmt_size(size)})"
+            )
+        state = (
+            "up to date"
+            if revision == HEAD_REVISION
+            else (
+                "empty: created on first use"
+                if revision is None
+                else "behind: run `lazyflow db upgrade`"
+            )
+        )
         out.print(f"[bold]schema[/]    revision {revision or '-'}, head {HEAD_REVISION}: {state}")
         if revision == HEAD_REVISION:
             with open_provenance(store) as prov:
@@ -96,8 +103,9 @@ def db_upgrade(db: str | None) -> None:
     if before == after:
         click.echo(f"store {redact(store.url)} is at revision {after} (head): nothing to do")
     else:
-        click.echo(f"store {redact(store.url)} upgraded from revision {before or '(empty)'} "
-                   f"to {after}")
+        click.echo(
+            f"store {redact(store.url)} upgraded from revision {before or '(empty)'} to {after}"
+        )
 
 
 def _blob_usage(blobs: Any) -> tuple[int, int]:
@@ -168,9 +176,12 @@ def delete_garbage(store: Any, garbage: Garbage) -> tuple[int, int]:
     for i in range(0, len(hashes), _CHUNK):
         chunk = hashes[i : i + _CHUNK]
         with store.engine.begin() as conn:
-            gone = {r[0] for r in conn.execute(
-                select(v.c.hash).where(v.c.hash.in_(chunk), *_unreferenced(v))
-            )}
+            gone = {
+                r[0]
+                for r in conn.execute(
+                    select(v.c.hash).where(v.c.hash.in_(chunk), *_unreferenced(v))
+                )
+            }
             if gone:
                 conn.execute(delete(v).where(v.c.hash.in_(sorted(gone)), *_unreferenced(v)))
         deleted_values += len(gone)
@@ -178,9 +189,10 @@ def delete_garbage(store: Any, garbage: Garbage) -> tuple[int, int]:
     deleted_blobs = 0
     if store.blobs is not None and blob_keys:
         with store.engine.connect() as conn:
-            still = {r[0] for r in conn.execute(
-                select(v.c.blob).where(v.c.blob.in_(sorted(set(blob_keys))))
-            )}
+            still = {
+                r[0]
+                for r in conn.execute(select(v.c.blob).where(v.c.blob.in_(sorted(set(blob_keys)))))
+            }
         for key in sorted(set(blob_keys) - still):
             store.blobs.delete(key)
             deleted_blobs += 1
@@ -197,9 +209,14 @@ def _min_age(text: str) -> float:
 @click.command("gc", short_help="Remove values nothing refers to (dry run by default).")
 @db_option
 @click.option("--delete", "really", is_flag=True, help="Delete them (default: only report).")
-@click.option("--min-age", default="1h", show_default=True, metavar="AGE",
-              help="Only values and blobs older than this (30m, 2h, 1d; 0 for all): runs in "
-              "progress write values just before the calls that refer to them.")
+@click.option(
+    "--min-age",
+    default="1h",
+    show_default=True,
+    metavar="AGE",
+    help="Only values and blobs older than this (30m, 2h, 1d; 0 for all): runs in "
+    "progress write values just before the calls that refer to them.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="List the values.")
 def gc_command(db: str | None, really: bool, min_age: str, verbose: bool) -> None:
     """Find values no call refers to (as result or argument) and no execution refers to
@@ -216,9 +233,11 @@ def gc_command(db: str | None, really: bool, min_age: str, verbose: bool) -> Non
                 out.print(f"  value {h}  {fmt_size(s)}" + (f"  blob {blob}" if blob else ""))
             for key in garbage.blobs:
                 out.print(f"  orphan blob {key}")
-        found = (f"{plural(len(garbage.values), 'unreferenced value')} ({fmt_size(size)} in the "
-                 f"database, {blob_values} with a blob) and "
-                 f"{plural(len(garbage.blobs), 'orphan blob')}")
+        found = (
+            f"{plural(len(garbage.values), 'unreferenced value')} ({fmt_size(size)} in the "
+            f"database, {blob_values} with a blob) and "
+            f"{plural(len(garbage.blobs), 'orphan blob')}"
+        )
         if not really:
             out.print(f"{found}; dry run, nothing deleted (`lazyflow gc --delete` removes them)")
             return

@@ -70,7 +70,9 @@ def diff_executions(prov: Provenance, ident_a: str, ident_b: str) -> ExecutionDi
     only_b = [n for k, n in calls_b.items() if k not in calls_a]
     args = prov.arg_hashes(n.call_hash for n in only_a + only_b if n.call_hash)
     pairs, removed, added = _pair_calls(only_a, only_b, args)
-    previews = prov.values(h for n in only_a + only_b for h in args.get(n.call_hash or "", {}).values())
+    previews = prov.values(
+        h for n in only_a + only_b for h in args.get(n.call_hash or "", {}).values()
+    )
     changes: list[CallChange] = []
     task_pairs: set[tuple[str, str, str]] = set()
     for before, after in pairs:
@@ -103,14 +105,22 @@ def diff_executions(prov: Provenance, ident_a: str, ident_b: str) -> ExecutionDi
         ta, tb = prov.task(ha), prov.task(hb)
         text = ""
         if ta and tb and ta.source is not None and tb.source is not None:
-            text = "".join(difflib.unified_diff(
-                ta.source.splitlines(keepends=True), tb.source.splitlines(keepends=True),
-                fromfile=f"{name} @ {ha[:8]}", tofile=f"{name} @ {hb[:8]}",
-            ))
+            text = "".join(
+                difflib.unified_diff(
+                    ta.source.splitlines(keepends=True),
+                    tb.source.splitlines(keepends=True),
+                    fromfile=f"{name} @ {ha[:8]}",
+                    tofile=f"{name} @ {hb[:8]}",
+                )
+            )
         tasks.append(TaskChange(name, ha, hb, text))
     results = prov.values(h for h in (a.result_hash, b.result_hash) if h)
     return ExecutionDiff(
-        a=a, b=b, identical=identical, changes=changes, tasks=tasks,
+        a=a,
+        b=b,
+        identical=identical,
+        changes=changes,
+        tasks=tasks,
         result_before=results.get(a.result_hash or ""),
         result_after=results.get(b.result_hash or ""),
     )
@@ -179,11 +189,14 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
 
     out = console()
     for label, e in (("A", d.a), ("B", d.b)):
-        out.print(Text.assemble(
-            (f"{label} ", "bold"), f"{short(e.id)}  {fmt_time(e.started_at)}  {e.status:<9} ",
-            f"{e.jobs} jobs ({e.executed} executed, {e.cached} cached)  ",
-            (cut(e.command or e.root_task, 60), "dim"),
-        ))
+        out.print(
+            Text.assemble(
+                (f"{label} ", "bold"),
+                f"{short(e.id)}  {fmt_time(e.started_at)}  {e.status:<9} ",
+                f"{e.jobs} jobs ({e.executed} executed, {e.cached} cached)  ",
+                (cut(e.command or e.root_task, 60), "dim"),
+            )
+        )
     kinds = {"changed": 0, "removed": 0, "added": 0}
     for c in d.changes:
         kinds[c.kind] += 1
@@ -194,7 +207,7 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
     if d.result_before is not None or d.result_after is not None:
         before = d.result_before.preview if d.result_before else "-"
         after = d.result_after.preview if d.result_after else "-"
-        same = (d.result_before and d.result_after and d.result_before.hash == d.result_after.hash)
+        same = d.result_before and d.result_after and d.result_before.hash == d.result_after.hash
         out.print(f"result: {cut(before, 60)}" + (" (same)" if same else f" -> {cut(after, 60)}"))
     if not d.changes:
         out.print("the two executions made the same calls.")
@@ -215,9 +228,15 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
     if len(shown) < len(d.changes):
         out.print(f"... {len(d.changes) - len(shown)} more (--all lists them)")
     for t in d.tasks:
-        out.print(f"\ntask {t.name} code changed ({short(t.before_hash)} -> {short(t.after_hash)})"
-                  + ("" if t.source_diff else ": its own source is the same, so code it calls "
-                     "or reads (a helper, a constant, a class) changed"))
+        out.print(
+            f"\ntask {t.name} code changed ({short(t.before_hash)} -> {short(t.after_hash)})"
+            + (
+                ""
+                if t.source_diff
+                else ": its own source is the same, so code it calls "
+                "or reads (a helper, a constant, a class) changed"
+            )
+        )
         for line in t.source_diff.rstrip("\n").splitlines():
             style = "green" if line.startswith("+") else ("red" if line.startswith("-") else "")
             out.print(Text("    " + line, style=style))
@@ -226,22 +245,44 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
 def _node_dict(n: CallNode | None) -> dict[str, Any] | None:
     if n is None:
         return None
-    return {"task": n.task_name, "call": n.preview, "call_hash": n.call_hash,
-            "task_hash": n.task_hash, "status": n.status, "cached": n.cached}
+    return {
+        "task": n.task_name,
+        "call": n.preview,
+        "call_hash": n.call_hash,
+        "task_hash": n.task_hash,
+        "status": n.status,
+        "cached": n.cached,
+    }
 
 
 def _diff_dict(d: ExecutionDiff) -> dict[str, Any]:
     return {
-        "a": d.a.id, "b": d.b.id, "identical": d.identical,
-        "result": [d.result_before.preview if d.result_before else None,
-                   d.result_after.preview if d.result_after else None],
+        "a": d.a.id,
+        "b": d.b.id,
+        "identical": d.identical,
+        "result": [
+            d.result_before.preview if d.result_before else None,
+            d.result_after.preview if d.result_after else None,
+        ],
         "changes": [
-            {"kind": c.kind, "task": c.task_name, "before": _node_dict(c.before),
-             "after": _node_dict(c.after), "code_changed": c.code_changed,
-             "args": [{"name": a.name, "before": a.before, "after": a.after} for a in c.args],
-             "reasons": c.reasons}
+            {
+                "kind": c.kind,
+                "task": c.task_name,
+                "before": _node_dict(c.before),
+                "after": _node_dict(c.after),
+                "code_changed": c.code_changed,
+                "args": [{"name": a.name, "before": a.before, "after": a.after} for a in c.args],
+                "reasons": c.reasons,
+            }
             for c in d.changes
         ],
-        "tasks": [{"name": t.name, "before": t.before_hash, "after": t.after_hash,
-                   "source_diff": t.source_diff} for t in d.tasks],
+        "tasks": [
+            {
+                "name": t.name,
+                "before": t.before_hash,
+                "after": t.after_hash,
+                "source_diff": t.source_diff,
+            }
+            for t in d.tasks
+        ],
     }

@@ -7,14 +7,19 @@ from typing import Any
 
 import click
 
-from .common import console, cut, db_option, open_provenance, short
+from .common import console, cut, db_option, jref, open_provenance, short
 
 
 @click.command("lineage", short_help="Where a file or value came from.")
 @click.argument("target", metavar="PATH_OR_HASH")
 @db_option
-@click.option("--depth", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Levels of producers (or consumers) to follow.")
+@click.option(
+    "--depth",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Levels of producers (or consumers) to follow.",
+)
 @click.option("--consumers", is_flag=True, help="Show the calls that used it instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def lineage_command(
@@ -41,9 +46,11 @@ def lineage_command(
 def _head(lineage: Any) -> str:
     if lineage.kind == "file":
         f = lineage.file
-        state = {"unchanged": "unchanged since it was written",
-                 "modified": "modified since it was written",
-                 "missing": "missing now"}.get(lineage.file_state or "", "")
+        state = {
+            "unchanged": "unchanged since it was written",
+            "modified": "modified since it was written",
+            "missing": "missing now",
+        }.get(lineage.file_state or "", "")
         return f"file {f.path}  ({state}; recorded hash {short(f.file_hash)})"
     v = lineage.value
     if v is None:
@@ -58,8 +65,11 @@ def _step_text(step: Any) -> Any:
     text = Text.assemble(
         (cut(c.preview, 80), "bold"),
         ("  ", ""),
-        (f"{c.task_name} code {short(c.task_hash)}, execution {short(c.execution_id)}, "
-         f"job {short(c.job_id)}", "dim"),
+        (
+            f"{c.task_name} code {short(c.task_hash)}, execution {short(c.execution_id)}, "
+            f"job {jref(c.job_id)}",
+            "dim",
+        ),
     )
     if step.parent is not None:
         text.append(f"  inside {cut(step.parent.preview, 40)}", style="dim")
@@ -74,11 +84,14 @@ def _input_text(inp: Any) -> Any:
     from rich.text import Text
 
     if inp.file is not None:
-        text = Text.assemble(("file ", "cyan"), inp.file.path, (f"  ({short(inp.file.file_hash)})", "dim"))
+        text = Text.assemble(
+            ("file ", "cyan"), inp.file.path, (f"  ({short(inp.file.file_hash)})", "dim")
+        )
     else:
         preview = inp.value.preview if inp.value is not None else "?"
-        text = Text.assemble((inp.name, "cyan"), " = ", cut(preview, 80),
-                             (f"  ({short(inp.value_hash)})", "dim"))
+        text = Text.assemble(
+            (inp.name, "cyan"), " = ", cut(preview, 80), (f"  ({short(inp.value_hash)})", "dim")
+        )
     if inp.producer is None and not inp.parts:
         text.append("  given", style="dim italic")
     return text
@@ -92,8 +105,11 @@ def render_lineage(lineage: Any) -> None:
     if lineage.producer is None:
         tree.add("no recorded call produced it")
     else:
-        note = (f"  (+{lineage.alternatives} other calls produced it too)"
-                if lineage.alternatives else "")
+        note = (
+            f"  (+{lineage.alternatives} other calls produced it too)"
+            if lineage.alternatives
+            else ""
+        )
         _add_step(tree, lineage.producer, note)
     out.print(tree)
 
@@ -127,13 +143,22 @@ def show_consumers(prov: Any, target: str, depth: int, as_json: bool) -> None:
     file_uses = prov.file_consumers(target)
     if file_uses:
         if as_json:
-            click.echo(json.dumps([{"path": f.path, "file_hash": f.file_hash,
-                                    "call": _call_dict(c)} for f, c in file_uses], indent=2))
+            click.echo(
+                json.dumps(
+                    [
+                        {"path": f.path, "file_hash": f.file_hash, "call": _call_dict(c)}
+                        for f, c in file_uses
+                    ],
+                    indent=2,
+                )
+            )
             return
         tree = Tree(f"file {target} was read by", guide_style="dim")
         for f, call in file_uses:
             node = tree.add(_call_text(call, f"as input file ({short(f.file_hash)})"))
-            for use in prov.consumer_tree(call.result_hash, depth=max(depth - 1, 1)) if depth > 1 else []:
+            for use in (
+                prov.consumer_tree(call.result_hash, depth=max(depth - 1, 1)) if depth > 1 else []
+            ):
                 _add_use(node, use)
         console().print(tree)
         return
@@ -144,10 +169,14 @@ def show_consumers(prov: Any, target: str, depth: int, as_json: bool) -> None:
         click.echo(json.dumps([_use_dict(u) for u in uses], indent=2))
         return
     value = prov.values([value_hash]).get(value_hash)
-    head = (f"value {cut(value.preview, 80)}  ({value.type_name}, {short(value_hash)})"
-            if value else f"value {short(value_hash)}")
-    tree = Tree(head + (" was used by" if uses else ": no recorded call used it"),
-                guide_style="dim")
+    head = (
+        f"value {cut(value.preview, 80)}  ({value.type_name}, {short(value_hash)})"
+        if value
+        else f"value {short(value_hash)}"
+    )
+    tree = Tree(
+        head + (" was used by" if uses else ": no recorded call used it"), guide_style="dim"
+    )
     for use in uses:
         _add_use(tree, use)
     console().print(tree)
@@ -157,9 +186,12 @@ def _call_text(call: Any, how: str) -> Any:
     from rich.text import Text
 
     return Text.assemble(
-        (cut(call.preview, 80), "bold"), f"  {how}",
-        (f"  {call.task_name}, execution {short(call.execution_id)}, job {short(call.job_id)}",
-         "dim"),
+        (cut(call.preview, 80), "bold"),
+        f"  {how}",
+        (
+            f"  {call.task_name}, execution {short(call.execution_id)}, job {jref(call.job_id)}",
+            "dim",
+        ),
     )
 
 
@@ -182,8 +214,12 @@ def _value_dict(v: Any) -> dict[str, Any] | None:
 
 def _call_dict(c: Any) -> dict[str, Any]:
     return {
-        "call_hash": c.call_hash, "task": c.task_name, "task_hash": c.task_hash,
-        "call": c.preview, "execution_id": c.execution_id, "job_id": c.job_id,
+        "call_hash": c.call_hash,
+        "task": c.task_name,
+        "task_hash": c.task_hash,
+        "call": c.preview,
+        "execution_id": c.execution_id,
+        "job_id": c.job_id,
         "result": _value_dict(c.result),
     }
 
@@ -215,8 +251,13 @@ def _lineage_dict(lineage: Any) -> dict[str, Any]:
         "target": lineage.target,
         "kind": lineage.kind,
         "value": _value_dict(lineage.value),
-        "file": {"path": lineage.file.path, "hash": lineage.file.file_hash,
-                 "state": lineage.file_state} if lineage.file else None,
+        "file": {
+            "path": lineage.file.path,
+            "hash": lineage.file.file_hash,
+            "state": lineage.file_state,
+        }
+        if lineage.file
+        else None,
         "producer": _step_dict(lineage.producer) if lineage.producer else None,
         "alternatives": lineage.alternatives,
     }

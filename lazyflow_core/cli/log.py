@@ -14,6 +14,7 @@ from .common import (
     fmt_seconds,
     fmt_size,
     fmt_time,
+    jref,
     open_provenance,
     parse_since,
     parse_tags,
@@ -21,8 +22,13 @@ from .common import (
     short,
 )
 
-_STATUS_STYLE = {"done": "green", "cached": "cyan", "failed": "red", "running": "yellow",
-                 "cancelled": "magenta"}
+_STATUS_STYLE = {
+    "done": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "running": "yellow",
+    "cancelled": "magenta",
+}
 
 
 @click.command("log", short_help="List executions, or show one execution or job.")
@@ -30,14 +36,32 @@ _STATUS_STYLE = {"done": "green", "cached": "cyan", "failed": "red", "running": 
 @db_option
 @click.option("--job", "job_id", metavar="JOB", help="Show one job (call) in full.")
 @click.option("--task", help="Only executions that ran this task (full or short name).")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
-              help="Only executions with this tag (repeatable: all must match).")
-@click.option("--status", type=click.Choice(["running", "done", "failed", "cancelled"]),
-              help="Only executions with this status.")
-@click.option("--since", metavar="WHEN", help="Only executions started since: 30m, 2h, 3d, "
-              "1w ago, or a date/time such as 2026-01-31T14:00.")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Executions listed at most.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only executions with this tag (repeatable: all must match).",
+)
+@click.option(
+    "--status",
+    type=click.Choice(["running", "done", "failed", "cancelled"]),
+    help="Only executions with this status.",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only executions started since: 30m, 2h, 3d, "
+    "1w ago, or a date/time such as 2026-01-31T14:00.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Executions listed at most.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Tree: show every child call.")
 @click.option("--expand", is_flag=True, help="Tree: also show the calls under reused ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -87,16 +111,31 @@ def list_executions(rows: list[Any], as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in (("id", "left"), ("started", "left"), ("duration", "right"),
-                          ("status", "left"), ("jobs", "right"), ("cached", "right"),
-                          ("command", "left"), ("tags", "left")):
-        table.add_column(name, justify=justify,  # type: ignore[arg-type]
-                         no_wrap=True, overflow="ellipsis",
-                         max_width=60 if name == "command" else None)
+    for name, justify in (
+        ("id", "left"),
+        ("started", "left"),
+        ("duration", "right"),
+        ("status", "left"),
+        ("jobs", "right"),
+        ("cached", "right"),
+        ("command", "left"),
+        ("tags", "left"),
+    ):
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=60 if name == "command" else None,
+        )
     for e in rows:
         table.add_row(
-            short(e.id), fmt_time(e.started_at), fmt_seconds(e.seconds),
-            f"[{_STATUS_STYLE.get(e.status, '')}]{e.status}[/]", str(e.jobs), str(e.cached),
+            short(e.id),
+            fmt_time(e.started_at),
+            fmt_seconds(e.seconds),
+            f"[{_STATUS_STYLE.get(e.status, '')}]{e.status}[/]",
+            str(e.jobs),
+            str(e.cached),
             _escape(e.command or e.root_task or "-"),
             _escape(" ".join(f"{k}={v}" for k, v in e.tags.items())),
         )
@@ -110,9 +149,24 @@ def _escape(text: str) -> str:
 
 
 def _execution_dict(e: Any) -> dict[str, Any]:
-    keys = ("id", "started_at", "finished_at", "status", "root_task", "root_call_hash",
-            "result_hash", "command", "hostname", "pid", "jobs", "cached", "executed",
-            "failed", "error", "tags")
+    keys = (
+        "id",
+        "started_at",
+        "finished_at",
+        "status",
+        "root_task",
+        "root_call_hash",
+        "result_hash",
+        "command",
+        "hostname",
+        "pid",
+        "jobs",
+        "cached",
+        "executed",
+        "failed",
+        "error",
+        "tags",
+    )
     out = {k: getattr(e, k) for k in keys}
     out["seconds"] = e.seconds
     return out
@@ -125,9 +179,11 @@ def show_execution(prov: Any, ident: str, show_all: bool, expand: bool, as_json:
     e = prov.execution(ident)
     roots = prov.call_tree(e.id, expand_cached=expand)
     if as_json:
-        click.echo(json.dumps(
-            {"execution": _execution_dict(e), "calls": [_node_dict(n) for n in roots]}, indent=2
-        ))
+        click.echo(
+            json.dumps(
+                {"execution": _execution_dict(e), "calls": [_node_dict(n) for n in roots]}, indent=2
+            )
+        )
         return
     out = console()
     report = prov.run_report(e.id)
@@ -140,10 +196,17 @@ def show_execution(prov: Any, ident: str, show_all: bool, expand: bool, as_json:
         ("command", e.command or "-"),
         ("host", f"{e.hostname or '-'} (pid {e.pid})"),
         ("tags", " ".join(f"{k}={v}" for k, v in e.tags.items()) or "-"),
-        ("jobs", f"{e.jobs}: {e.executed} executed, {e.cached} cached, {e.failed} failed"
-                 + (f"; {report.reused_calls} calls reused in all" if report.cached else "")),
-        ("result", f"{cut(result.preview, 100)}  ({result.type_name}, {short(result.hash)})"
-                   if result else "-"),
+        (
+            "jobs",
+            f"{e.jobs}: {e.executed} executed, {e.cached} cached, {e.failed} failed"
+            + (f"; {report.reused_calls} calls reused in all" if report.cached else ""),
+        ),
+        (
+            "result",
+            f"{cut(result.preview, 100)}  ({result.type_name}, {short(result.hash)})"
+            if result
+            else "-",
+        ),
     ]
     _print_fields(out, fields)
     if not roots:
@@ -172,14 +235,16 @@ def node_text(n: Any) -> Any:
 
     status = "cached" if n.cached else n.status
     text = Text.assemble(
-        cut(n.preview, 80), "  ", (status, _STATUS_STYLE.get(status, "")),
+        cut(n.preview, 80),
+        "  ",
+        (status, _STATUS_STYLE.get(status, "")),
     )
     if n.seconds is not None and not n.cached:
         text.append(f" {fmt_seconds(n.seconds)}", style="dim")
     if n.result is not None:
         text.append(f" -> {cut(n.result.preview, 60)}")
     if n.job is not None:
-        text.append(f"  job {short(n.job.id)}", style="dim")
+        text.append(f"  job {jref(n.job.id)}", style="dim")
         if n.job.error:
             text.append(f"  {cut(n.job.error, 100)}", style="red")
     if n.repeated:
@@ -198,12 +263,13 @@ def _add_node(parent: Any, node: Any, show_all: bool, limit: int = 10) -> None:
             continue
         sub = branch.add(node_text(n))
         kids = n.children if show_all or len(n.children) <= limit + 1 else n.children[:limit]
-        rest = n.children[len(kids):]
+        rest = n.children[len(kids) :]
         if rest:
             by_task: dict[str, int] = {}
             for r in rest:
-                by_task[r.task_name.rsplit(".", 1)[-1]] = by_task.get(
-                    r.task_name.rsplit(".", 1)[-1], 0) + 1
+                by_task[r.task_name.rsplit(".", 1)[-1]] = (
+                    by_task.get(r.task_name.rsplit(".", 1)[-1], 0) + 1
+                )
             summary = ", ".join(f"{v} {k}" for k, v in by_task.items())
             # pushed first so it prints after the shown children
             stack.append((sub, _More(f"... {len(rest)} more calls ({summary}); --all shows them")))
@@ -221,8 +287,13 @@ class _More:
 
 def _node_dict(n: Any) -> dict[str, Any]:
     return {
-        "task": n.task_name, "call": n.preview, "status": n.status, "cached": n.cached,
-        "call_hash": n.call_hash, "job_id": n.job.id if n.job else None, "seconds": n.seconds,
+        "task": n.task_name,
+        "call": n.preview,
+        "status": n.status,
+        "cached": n.cached,
+        "call_hash": n.call_hash,
+        "job_id": n.job.id if n.job else None,
+        "seconds": n.seconds,
         "result": n.result.preview if n.result else None,
         "result_hash": n.result.hash if n.result else None,
         "children": [_node_dict(c) for c in n.children],
@@ -247,33 +318,50 @@ def show_job(prov: Any, ident: str, as_json: bool) -> None:
     children = prov.children(job.call_hash) if job.call_hash else []
     parent = prov.job(job.parent_id) if job.parent_id else None
     if as_json:
-        click.echo(json.dumps({
-            "job": {k: getattr(job, k) for k in job.__dataclass_fields__},
-            "call_hash": job.call_hash,
-            "task_hash": call.task_hash if call else None,
-            "arguments": [{"name": a.name, "hash": a.value_hash,
-                           "preview": a.value.preview if a.value else None}
-                          for a in (call.args if call else ())],
-            "result": {"hash": call.result_hash,
-                       "preview": call.result.preview if call.result else None} if call else None,
-            "files": [{"role": f.role, "path": f.path, "hash": f.file_hash} for f in files],
-            "children": children,
-            "source": task.source if task else None,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "job": {k: getattr(job, k) for k in job.__dataclass_fields__},
+                    "call_hash": job.call_hash,
+                    "task_hash": call.task_hash if call else None,
+                    "arguments": [
+                        {
+                            "name": a.name,
+                            "hash": a.value_hash,
+                            "preview": a.value.preview if a.value else None,
+                        }
+                        for a in (call.args if call else ())
+                    ],
+                    "result": {
+                        "hash": call.result_hash,
+                        "preview": call.result.preview if call.result else None,
+                    }
+                    if call
+                    else None,
+                    "files": [{"role": f.role, "path": f.path, "hash": f.file_hash} for f in files],
+                    "children": children,
+                    "source": task.source if task else None,
+                },
+                indent=2,
+            )
+        )
         return
     out = console()
     how = "reused from the cache" if job.cached else ("executed" if job.status == "done" else "")
     origin = ""
     if job.cached and call is not None and call.execution_id != job.execution_id:
-        origin = f" (computed in execution {short(call.execution_id)}, job {short(call.job_id)})"
+        origin = f" (computed in execution {short(call.execution_id)}, job {jref(call.job_id)})"
     fields = [
         ("job", job.id),
         ("call", job.args_preview or job.task_name),
         ("task", f"{job.task_name}" + (f"  (code {short(call.task_hash)})" if call else "")),
         ("status", f"{job.status}" + (f", {how}" if how else "") + origin),
-        ("execution", f"{execution.id}  ({fmt_time(execution.started_at)}, "
-                      f"{execution.command or execution.root_task or '-'})"),
-        ("parent", f"job {short(parent.id)}: {parent.args_preview}" if parent else "-"),
+        (
+            "execution",
+            f"{execution.id}  ({fmt_time(execution.started_at)}, "
+            f"{execution.command or execution.root_task or '-'})",
+        ),
+        ("parent", f"job {jref(parent.id)}: {parent.args_preview}" if parent else "-"),
         ("started", fmt_time(job.started_at)),
         ("duration", fmt_seconds(job.seconds)),
         ("attempts", str(job.attempts or 0)),
@@ -286,22 +374,31 @@ def show_job(prov: Any, ident: str, as_json: bool) -> None:
         out.print("\n[bold]arguments[/]")
         for a in call.args:
             v = a.value
-            detail = f"({v.type_name}, {fmt_size(v.size)}, {short(a.value_hash)})" if v else \
-                f"({short(a.value_hash)})"
-            out.print(f"  {_escape(a.name)} = {_escape(cut(v.preview if v else '?', 200))}  "
-                      f"[dim]{detail}[/]")
+            detail = (
+                f"({v.type_name}, {fmt_size(v.size)}, {short(a.value_hash)})"
+                if v
+                else f"({short(a.value_hash)})"
+            )
+            out.print(
+                f"  {_escape(a.name)} = {_escape(cut(v.preview if v else '?', 200))}  "
+                f"[dim]{detail}[/]"
+            )
         r = call.result
         out.print("\n[bold]result[/]")
-        out.print(f"  {_escape(cut(r.preview if r else '?', 300))}  [dim]("
-                  + (f"{r.type_name}, {fmt_size(r.size)}, " if r else "")
-                  + f"{short(call.result_hash)})[/]")
+        out.print(
+            f"  {_escape(cut(r.preview if r else '?', 300))}  [dim]("
+            + (f"{r.type_name}, {fmt_size(r.size)}, " if r else "")
+            + f"{short(call.result_hash)})[/]"
+        )
     if children:
         names: dict[str, int] = {}
         for c in prov.calls(children, details=False).values():
             short_name = c.task_name.rsplit(".", 1)[-1]
             names[short_name] = names.get(short_name, 0) + 1
-        out.print(f"\n[bold]child calls[/]  {plural(len(children), 'call')}: "
-                  + ", ".join(f"{n} {k}" for k, n in names.items()))
+        out.print(
+            f"\n[bold]child calls[/]  {plural(len(children), 'call')}: "
+            + ", ".join(f"{n} {k}" for k, n in names.items())
+        )
     if files:
         out.print("\n[bold]files[/]")
         for f in files:

@@ -13,6 +13,7 @@ import datetime as dt
 import enum
 import inspect
 import json
+import os
 import pathlib
 import types
 import typing
@@ -48,7 +49,8 @@ class JsonType(click.ParamType):
             self.fail(
                 f"{value!r} is JSON of type {type(decoded).__name__}, expected a JSON "
                 f"{'object' if self.expected is dict else self.expected.__name__}",
-                param, ctx,
+                param,
+                ctx,
             )
         if self.build is not None:
             try:
@@ -85,6 +87,17 @@ class MappedChoice(click.Choice):  # type: ignore[type-arg]
         return self.mapping[super().convert(value, param, ctx)]
 
 
+def _existing(cls: type, check: Callable[[str], bool], what: str) -> Callable[[str], Any]:
+    """A File/Dir builder that insists a local path exists (it is hashed by content)."""
+
+    def build(path: str) -> Any:
+        if "://" not in path and not check(path):
+            raise ValueError(f"no such {what} (an input {what} must exist)")
+        return cls(path)
+
+    return build
+
+
 def _scalar(hint: Any) -> click.ParamType:
     """The click type for one (non-container) value."""
     if hint is int:
@@ -97,9 +110,9 @@ def _scalar(hint: Any) -> click.ParamType:
         return click.STRING
     if isinstance(hint, type):
         if issubclass(hint, File):
-            return BuildType(File, "PATH")
+            return BuildType(_existing(File, os.path.isfile, "file"), "PATH")
         if issubclass(hint, Dir):
-            return BuildType(Dir, "DIR")
+            return BuildType(_existing(Dir, os.path.isdir, "directory"), "DIR")
         if issubclass(hint, pathlib.PurePath):
             return BuildType(hint, "PATH")
         if issubclass(hint, enum.Enum):
@@ -142,7 +155,7 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
         for name, ann in getattr(func, "__annotations__", {}).items():
             if isinstance(ann, str):
                 try:
-                    ann = eval(ann, getattr(func, "__globals__", {}))  # noqa: S307
+                    ann = eval(ann, getattr(func, "__globals__", {}))
                 except Exception:
                     ann = str
             hints[name] = ann
@@ -168,8 +181,9 @@ def _sequence_callback(item: click.ParamType, container: type) -> Callable[..., 
             try:
                 raw = json.loads(raw[0])
             except ValueError as exc:
-                raise click.BadParameter(f"{values[0]!r} is not a valid JSON list ({exc.msg})",
-                                         ctx=ctx, param=param) from None
+                raise click.BadParameter(
+                    f"{values[0]!r} is not a valid JSON list ({exc.msg})", ctx=ctx, param=param
+                ) from None
             if not isinstance(raw, list):
                 raise click.BadParameter(f"{values[0]!r} is not a JSON list", ctx=ctx, param=param)
         return container(item.convert(v, param, ctx) for v in raw)
@@ -185,14 +199,18 @@ def _option(param: inspect.Parameter, hint: Any) -> click.Option:
     if hint is _EMPTY and not required and param.default is not None:
         hint = type(param.default)  # unannotated: go by the default's type
     hint = _unwrap_optional(hint)
-    shown = None if required else _show(param.default)
     help_text = _hint_name(hint)
+    shown = False
+    default_note = "" if required else f"  [default: {_show(param.default)}]"
     origin = typing.get_origin(hint) or (hint if hint in (list, tuple, set, frozenset) else None)
     if hint is bool:
         flag = f"{dashed}/--no-{dashed[2:]}"
         return click.Option(
-            [flag, name], default=None, required=required, show_default=shown,
-            help=f"{help_text} flag",
+            [flag, name],
+            default=None,
+            required=required,
+            show_default=shown,
+            help=f"{help_text} flag{default_note}",
         )
     if origin in (list, tuple, set, frozenset):
         args = typing.get_args(hint)
@@ -200,17 +218,27 @@ def _option(param: inspect.Parameter, hint: Any) -> click.Option:
         if not fixed:
             item = _scalar(args[0] if args else str)
             return click.Option(
-                [*decls, name], multiple=True, type=click.STRING, required=required,
-                callback=_sequence_callback(item, origin), show_default=shown,
+                [*decls, name],
+                multiple=True,
+                type=click.STRING,
+                required=required,
+                callback=_sequence_callback(item, origin),
+                show_default=shown,
                 metavar=item.name.upper(),
-                help=f"{help_text}: repeat the option, or give one JSON list",
+                help=f"{help_text}: repeat the option, or give one JSON list{default_note}",
             )
         return click.Option(
-            [*decls, name], type=JsonType(list, tuple), required=required, show_default=shown,
-            help=f"{help_text} as a JSON list",
+            [*decls, name],
+            type=JsonType(list, tuple),
+            required=required,
+            show_default=shown,
+            help=f"{help_text} as a JSON list{default_note}",
         )
     return click.Option(
-        [*decls, name], type=_scalar(hint), required=required, show_default=shown,
+        [*decls, name],
+        type=_scalar(hint),
+        required=required,
+        show_default=shown,
         help=help_text,
     )
 

@@ -103,8 +103,10 @@ class LiveView:
 
         t = self.tally
         with t.lock:
-            rows = [(name, _Counts(c.pending, c.running, c.cached, c.done, c.failed, c.seconds))
-                    for name, c in t.tasks.items()]
+            rows = [
+                (name, _Counts(c.pending, c.running, c.cached, c.done, c.failed, c.seconds))
+                for name, c in t.tasks.items()
+            ]
             errors = list(t.errors[-3:])
             eid = t.execution_id
             show_pending = t.saw_pending
@@ -112,8 +114,12 @@ class LiveView:
         table.add_column("task", no_wrap=True, overflow="ellipsis", max_width=48)
         if show_pending:
             table.add_column("pending", justify="right")
-        for name, style in (("running", "yellow"), ("cached", "cyan"), ("done", "green"),
-                            ("failed", "red")):
+        for name, style in (
+            ("running", "yellow"),
+            ("cached", "cyan"),
+            ("done", "green"),
+            ("failed", "red"),
+        ):
             table.add_column(name, justify="right", style=style)
         table.add_column("progress", width=24)
         totals = _Counts()

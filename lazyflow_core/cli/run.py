@@ -28,7 +28,8 @@ from .params import call_arguments, task_params
 TASK_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True}
 _CORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _STDLIB_DIRS = tuple(
-    os.path.abspath(p) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+    os.path.abspath(p)
+    for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
 )
 
 
@@ -69,8 +70,12 @@ def task_call(
     if show_help:
         full = click.Command(
             name=f"{workflow} {task_name}",
-            params=[p.option for p in params] + [p for p in ctx.command.params if p.name not in
-                                                 ("workflow", "task_name", "show_help")],
+            params=[p.option for p in params]
+            + [
+                p
+                for p in ctx.command.params
+                if p.name not in ("workflow", "task_name", "show_help")
+            ],
             help=(task.__doc__ or f"Call task {task.name}.")
             + "\n\nTask parameters are options; lazyflow's own options follow them.",
             add_help_option=False,
@@ -78,8 +83,9 @@ def task_call(
         with click.Context(full, info_name=f"{ctx.command_path} {workflow} {task_name}") as hctx:
             click.echo(full.get_help(hctx))
         return None
+    # no parent context: usage messages then name the command as typed
     info = f"{ctx.command_path} {workflow} {task_name}"
-    tctx = command.make_context(info, list(ctx.args), parent=ctx)
+    tctx = command.make_context(info, list(ctx.args))
     args, kwargs = call_arguments(params, tctx)
     return task, task(*args, **kwargs)
 
@@ -100,25 +106,46 @@ def _task_options(func: Any) -> Any:
 
 
 @click.command(
-    "run", context_settings=TASK_CONTEXT, add_help_option=False,
+    "run",
+    context_settings=TASK_CONTEXT,
+    add_help_option=False,
     short_help="Run a task of a workflow.",
 )
 @_task_options
-@click.option("--executor", default="threads", show_default=True,
-              help="Where jobs run: threads or processes.")
+@click.option(
+    "--executor", default="threads", show_default=True, help="Where jobs run: threads or processes."
+)
 @click.option("--max-workers", type=click.IntRange(min=1), help="Parallel jobs at most.")
 @click.option("--no-cache", is_flag=True, help="Read nothing from the cache (still record).")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
-              help="Tag the execution (repeatable); `lazyflow log --tag` finds it.")
-@click.option("--progress", type=click.Choice(["auto", "live", "plain", "none"]),
-              default="auto", show_default=True,
-              help="Live table (terminal), one line per job (plain), or nothing.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Tag the execution (repeatable); `lazyflow log --tag` finds it.",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "live", "plain", "none"]),
+    default="auto",
+    show_default=True,
+    help="Live table (terminal), one line per job (plain), or nothing.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
-@click.option("--traceback", "full_traceback", is_flag=True,
-              help="On failure, print the full Python traceback.")
+@click.option(
+    "--traceback",
+    "full_traceback",
+    is_flag=True,
+    help="On failure, print the full Python traceback.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log lazyflow's info messages.")
-@click.option("-h", "--help", "show_help", is_flag=True, help="Show this message (with TASK: "
-              "the task's options) and exit.")
+@click.option(
+    "-h",
+    "--help",
+    "show_help",
+    is_flag=True,
+    help="Show this message (with TASK: the task's options) and exit.",
+)
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -166,7 +193,9 @@ def run_command(
 
         reporter = PlainLog(sys.stderr)
     sched = Scheduler(
-        db=db, executor=executor, max_workers=max_workers,
+        db=db,
+        executor=executor,
+        max_workers=max_workers,
         listeners=[reporter] if reporter is not None else None,
     )
     sched.store  # noqa: B018 - open (and migrate) the store now: its errors are user errors
@@ -256,7 +285,9 @@ def _report_failure(exc: BaseException, full: bool) -> None:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _internal(f.filename)]
     remote = getattr(exc.__cause__, "tb", None)
     if frames:
-        out.write("traceback (lazyflow and standard library frames hidden; --traceback shows all):\n")
+        out.write(
+            "traceback (lazyflow and standard library frames hidden; --traceback shows all):\n"
+        )
         out.write("".join(traceback.format_list(frames)))
     elif isinstance(remote, str):
         out.write("traceback (from the worker process; --traceback shows all):\n")
@@ -287,7 +318,9 @@ _ACTION_STYLE = {"run": "yellow", "cached": "green", "unknown": "magenta"}
 
 
 @click.command(
-    "explain", context_settings=TASK_CONTEXT, add_help_option=False,
+    "explain",
+    context_settings=TASK_CONTEXT,
+    add_help_option=False,
     short_help="Dry run: what would run, and why.",
 )
 @_task_options
@@ -368,8 +401,11 @@ def render_decisions(decisions: list[Any], show_all: bool) -> None:
         if diff and (d.task_name, diff) not in shown_diffs:
             shown_diffs.add((d.task_name, diff))
             for diff_line in diff.rstrip("\n").splitlines():
-                style = "green" if diff_line.startswith("+") else (
-                    "red" if diff_line.startswith("-") else "")
+                style = (
+                    "green"
+                    if diff_line.startswith("+")
+                    else ("red" if diff_line.startswith("-") else "")
+                )
                 out.print(Text("        " + diff_line, style=style))
     if hidden:
         parts = ", ".join(f"{n} {name}" for name, n in sorted(hidden.items()))

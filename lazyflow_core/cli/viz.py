@@ -14,12 +14,11 @@ import html
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 import click
 
 from ..provenance import CallNode, Execution, Provenance
-from .common import cut, db_option, fmt_seconds, fmt_time, open_provenance, short
+from .common import cut, db_option, fmt_seconds, fmt_time, jref, open_provenance, short
 
 COLORS = {"done": "#c8e6c9", "cached": "#b3e5fc", "failed": "#ffcdd2", "running": "#fff9c4"}
 
@@ -81,8 +80,10 @@ def _data_flow(prov: Provenance, g: Graph) -> None:
         for name, vh in args.get(n.call_hash or "", {}).items():
             sources: list[tuple[str, str]] = [(name, vh)]
             value = values.get(vh)
-            if vh not in produced and value is not None and value.type_name in (
-                "list", "tuple", "dict", "set", "frozenset"
+            if (
+                vh not in produced
+                and value is not None
+                and value.type_name in ("list", "tuple", "dict", "set", "frozenset")
             ):
                 sources = [(name + label, h) for label, h in prov.parts(vh) or []]
             for label, h in sources:
@@ -131,7 +132,9 @@ def to_dot(g: Graph) -> str:
             f"fontsize=9, constraint=false, label={_dot_str(label)}];"
         )
     if g.truncated:
-        lines.append(f"  more [shape=note, label={_dot_str(f'{g.truncated} more calls not shown')}];")
+        lines.append(
+            f"  more [shape=note, label={_dot_str(f'{g.truncated} more calls not shown')}];"
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -177,11 +180,18 @@ def to_html(g: Graph) -> str:
         (x1, y1), (x2, y2) = pos[p], pos[c]
         sx, sy, tx, ty = x1 + _W, y1 + _H / 2, x2, y2 + _H / 2
         mx = (sx + tx) / 2
-        svg.append(f'<path class="call" d="M{sx:.0f},{sy:.0f} C{mx:.0f},{sy:.0f} '
-                   f'{mx:.0f},{ty:.0f} {tx:.0f},{ty:.0f}"/>')
+        svg.append(
+            f'<path class="call" d="M{sx:.0f},{sy:.0f} C{mx:.0f},{sy:.0f} '
+            f'{mx:.0f},{ty:.0f} {tx:.0f},{ty:.0f}"/>'
+        )
     for p, c, label in g.flows:
         (x1, y1), (x2, y2) = pos[p], pos[c]
-        sx, sy, tx, ty = x1 + _W / 2, y1 + (_H if y2 > y1 else 0), x2 + _W / 2, y2 + (0 if y2 > y1 else _H)
+        sx, sy, tx, ty = (
+            x1 + _W / 2,
+            y1 + (_H if y2 > y1 else 0),
+            x2 + _W / 2,
+            y2 + (0 if y2 > y1 else _H),
+        )
         bend = 40 + abs(ty - sy) * 0.15
         svg.append(
             f'<path class="flow" d="M{sx:.0f},{sy:.0f} C{sx + bend:.0f},{sy:.0f} '
@@ -198,23 +208,35 @@ def to_html(g: Graph) -> str:
             f'<text x="8" y="19">{html.escape(label)}</text>'
             f"<title>{html.escape(n.preview)} ({status})</title></g>"
         )
-        details.append({
-            "task": n.task_name, "call": n.preview, "status": status,
-            "seconds": n.seconds, "call_hash": n.call_hash,
-            "job": n.job.id if n.job else None,
-            "result": n.result.preview if n.result else None,
-            "result_type": n.result.type_name if n.result else None,
-            "error": n.job.error if n.job else None,
-        })
+        details.append(
+            {
+                "task": n.task_name,
+                "call": n.preview,
+                "status": status,
+                "seconds": n.seconds,
+                "call_hash": n.call_hash,
+                "job": jref(n.job.id) if n.job else None,
+                "result": n.result.preview if n.result else None,
+                "result_type": n.result.type_name if n.result else None,
+                "error": n.job.error if n.job else None,
+            }
+        )
     data = json.dumps(details).replace("</", "<\\/")
     title = f"lazyflow execution {short(e.id)}"
-    summary = (f"{e.status} · {fmt_time(e.started_at)} · {fmt_seconds(e.seconds)} · "
-               f"{e.jobs} jobs: {e.executed} executed, {e.cached} cached, {e.failed} failed")
+    summary = (
+        f"{e.status} · {fmt_time(e.started_at)} · {fmt_seconds(e.seconds)} · "
+        f"{e.jobs} jobs: {e.executed} executed, {e.cached} cached, {e.failed} failed"
+    )
     more = f" · {g.truncated} more calls not shown" if g.truncated else ""
     return _PAGE.format(
-        title=html.escape(title), summary=html.escape(summary + more),
-        command=html.escape(e.command or e.root_task or ""), execution=html.escape(e.id),
-        width=f"{width:.0f}", height=f"{height:.0f}", svg="\n".join(svg), data=data,
+        title=html.escape(title),
+        summary=html.escape(summary + more),
+        command=html.escape(e.command or e.root_task or ""),
+        execution=html.escape(e.id),
+        width=f"{width:.0f}",
+        height=f"{height:.0f}",
+        svg="\n".join(svg),
+        data=data,
         flows=len(g.flows),
     )
 
@@ -300,7 +322,7 @@ body.noflow path.flow {{ display: none; }}
       ["error", d.error], ["job", d.job], ["call hash", d.call_hash]];
     var h = "<dl>";
     rows.forEach(function (r) {{ if (r[1] != null) h += "<dt>" + r[0] + "</dt><dd>" + esc(String(r[1])) + "</dd>"; }});
-    if (d.job) h += "<p>More: <code>lazyflow log --job " + esc(d.job.slice(0, 8)) + "</code></p>";
+    if (d.job) h += "<p>More: <code>lazyflow log --job " + esc(d.job) + "</code></p>";
     document.getElementById("side").innerHTML = h + "</dl>";
   }}
   nodes.forEach(function (g) {{
@@ -329,15 +351,32 @@ body.noflow path.flow {{ display: none; }}
 @click.command("viz", short_help="Draw an execution's call graph (DOT or HTML).")
 @click.argument("execution")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["dot", "html"]),
-              help="Output format (default: html if -o ends with .html, else dot).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
-              help="Write to this file instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "html"]),
+    help="Output format (default: html if -o ends with .html, else dot).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of stdout.",
+)
 @click.option("--expand", is_flag=True, help="Also draw the calls under reused (cached) ones.")
-@click.option("--max-nodes", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Calls drawn at most.")
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Calls drawn at most.",
+)
 def viz_command(
-    execution: str, db: str | None, fmt: str | None, output: str | None, expand: bool,
+    execution: str,
+    db: str | None,
+    fmt: str | None,
+    output: str | None,
+    expand: bool,
     max_nodes: int,
 ) -> None:
     """Draw EXECUTION's calls: solid edges from a call to the calls it made, dashed edges

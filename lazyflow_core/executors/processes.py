@@ -50,7 +50,7 @@ def _run_remote(spec: JobSpec) -> bytes:
             out.error = TypeError(
                 f"task {spec.task.name!r} returned {type(value).__name__}, which cannot be "
                 f"sent back from a worker process ({exc}). Return picklable values, or run "
-                "this task with executor=\"threads\"."
+                'this task with executor="threads".'
             )
     return cloudpickle.dumps(out, protocol=5)  # type: ignore[no-any-return]
 

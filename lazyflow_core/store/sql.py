@@ -164,7 +164,9 @@ class Store:
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", os.path.join(os.path.dirname(__file__), "migrations"))
+        cfg.set_main_option(
+            "script_location", os.path.join(os.path.dirname(__file__), "migrations")
+        )
         cfg.set_main_option("version_table", VERSION_TABLE)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -292,3 +294,40 @@ def open_store(db: str | Store | None = None) -> Store:
             "'postgresql+psycopg://user@host/db'."
         )
     return Store(db)
+
+
+class CallHistory:
+    """Read-only questions the dry run (``explain``) asks about past calls of a task."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def latest_task_hash(self, task_name: str) -> str | None:
+        rows = self.store._select_in(
+            "SELECT task_hash, created_at FROM lf_calls WHERE task_name IN ({marks}) "
+            "ORDER BY created_at DESC LIMIT 1",
+            [task_name],
+        )
+        return rows[0][0] if rows else None
+
+    def task_source(self, task_hash: str) -> str | None:
+        rows = self.store._select_in("SELECT source FROM lf_tasks WHERE hash IN ({marks})", [task_hash])
+        return rows[0][0] if rows else None
+
+    def latest_call_args(self, task_hash: str) -> dict[str, str]:
+        """``{arg name: value hash}`` of the most recent call of this task version."""
+        rows = self.store._select_in(
+            "SELECT call_hash, created_at FROM lf_calls WHERE task_hash IN ({marks}) "
+            "ORDER BY created_at DESC LIMIT 1",
+            [task_hash],
+        )
+        if not rows:
+            return {}
+        args = self.store._select_in(
+            "SELECT name, value_hash FROM lf_call_args WHERE call_hash IN ({marks})", [rows[0][0]]
+        )
+        return dict(args)
+
+    def value_preview(self, value_hash: str) -> str | None:
+        rows = self.store._select_in("SELECT preview FROM lf_values WHERE hash IN ({marks})", [value_hash])
+        return rows[0][0] if rows else None

@@ -79,11 +79,32 @@ def _sql(dialect: str) -> dict[str, str]:
 
 # Order matters: a call's value rows land in the same transaction as (or before) the call.
 _ORDER = (
-    "execution", "tag", "task", "vset", "value", "value_replace", "children_reset", "call",
-    "arg", "child", "file", "job", "execution_end",
+    "execution",
+    "tag",
+    "task",
+    "vset",
+    "value",
+    "value_replace",
+    "children_reset",
+    "call",
+    "arg",
+    "child",
+    "file",
+    "job",
+    "execution_end",
 )
-_SORT_KEY_LEN = {"call": 1, "arg": 2, "child": 2, "value": 1, "value_replace": 1, "task": 1,
-                 "vset": 1, "file": 3, "job": 1, "tag": 2}
+_SORT_KEY_LEN = {
+    "call": 1,
+    "arg": 2,
+    "child": 2,
+    "value": 1,
+    "value_replace": 1,
+    "task": 1,
+    "vset": 1,
+    "file": 3,
+    "job": 1,
+    "tag": 2,
+}
 
 
 class StoreWriter:
@@ -104,7 +125,9 @@ class StoreWriter:
         """Queue one record (cheap; called on the scheduler thread)."""
         self._queue.append((kind, row))
 
-    def put_value(self, value_hash: str, value: Any, data: bytes | None, replace: bool = False) -> None:
+    def put_value(
+        self, value_hash: str, value: Any, data: bytes | None, replace: bool = False
+    ) -> None:
         """Queue a value; if `data` is None the writer thread pickles `value` itself."""
         self._queue.append(("value_replace" if replace else "value", (value_hash, value, data)))
 
@@ -168,7 +191,15 @@ class StoreWriter:
                 data = None
             size = len(data) if data is not None else None
             out.append(
-                (value_hash, type(value).__qualname__[:255], size, short_repr(value, 200), data, blob, now)
+                (
+                    value_hash,
+                    type(value).__qualname__[:255],
+                    size,
+                    short_repr(value, 200),
+                    data,
+                    blob,
+                    now,
+                )
             )
         return out
 

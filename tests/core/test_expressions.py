@@ -106,7 +106,12 @@ def test_operators_are_lazy(sched: Scheduler) -> None:
     exprs = [x + 1, 1 + x, x - 1, x * 3, x / 4, x // 2, x % 2, x**3, -x, ~x, x & 3, x | 1]
     assert sched.run(exprs) == [3, 3, 1, 6, 0.5, 1, 0, 8, -2, -3, 2, 3]
     assert sched.run([x == 2, x != 2, x < 3, x <= 1, x > 1, x >= 3]) == [
-        True, False, True, False, True, False,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
     ]
 
 
@@ -251,7 +256,9 @@ def test_keyword_and_positional_calls_share_a_cache_entry(sched: Scheduler) -> N
 
 
 def test_task_names() -> None:
-    assert inc.name == "tests.core.test_expressions.inc" or inc.name.endswith("test_expressions.inc")
+    assert inc.name == "tests.core.test_expressions.inc" or inc.name.endswith(
+        "test_expressions.inc"
+    )
     named = task(namespace="acme", name="thing")(lambda: 1)
     assert named.name == "acme.thing"
     assert inc.func(1) == 2
