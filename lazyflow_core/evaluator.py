@@ -29,6 +29,7 @@ pickling and no database writes.
 from __future__ import annotations
 
 import copy
+import json
 import dataclasses
 import logging
 import pickle
@@ -63,7 +64,7 @@ from .hashing import UnhashableValue, hash_struct, value_digest
 from .task import Task, get_task
 
 if TYPE_CHECKING:
-    from .store.writer import StoreWriter
+    from .store.writer import StoreWriter  # the evaluator only calls writer.put()
 
 log = logging.getLogger("lazyflow.evaluator")
 
@@ -881,14 +882,12 @@ class Evaluator:
             )
             self.vsets[key] = vhash
             if self.writer is not None:
-                from .store.writer import vset_row
-
                 self.writer.put(
                     "vset",
-                    vset_row(
+                    (
                         vhash,
-                        sorted([n, h] for n, h in tasks),
-                        sorted([p, c, h] for p, c, h in files),
+                        json.dumps(sorted([n, h] for n, h in tasks)),
+                        json.dumps(sorted([p, c, h] for p, c, h in files)),
                     ),
                 )
         frame.vset_hash = vhash
@@ -910,10 +909,8 @@ class Evaluator:
         if digest is None or (out is not None and out.data is None and out.data_error):
             return  # not cacheable: keep the job, skip the call
         if task.hash not in self.recorded_tasks:
-            from .store.writer import tasks_row
-
             self.recorded_tasks.add(task.hash)
-            writer.put("task", tasks_row(task.name, task.hash, task.module, task.source))
+            writer.put("task", (task.hash, task.name, task.module, task.source, now))
         result_hash = digest.hex()
         replace = result_hash in self.corrupt_values
         if replace or result_hash not in self.stored_values:
@@ -977,8 +974,6 @@ class Evaluator:
 
     def _diagnose(self, frame: CallFrame) -> Decision:
         """A call that would run: say why (new task, code/argument/file change...)."""
-        from .store.sql import CallHistory
-
         known = self.miss_reasons.get(id(frame))
         if known is not None:
             return self._decision(frame, "run", known[0], known[1])
@@ -986,7 +981,7 @@ class Evaluator:
         if not self.use_cache or not task.options.cache:
             where = "for this run" if not self.use_cache else "on the task (cache=False)"
             return self._decision(frame, "run", Reason.CACHE_DISABLED, f"caching is off {where}")
-        history = CallHistory(self.store)
+        history = self.store.history()
         latest = history.latest_task_hash(task.name)
         if latest is None:
             return self._decision(frame, "run", Reason.NEW_TASK, "no call of this task is stored")

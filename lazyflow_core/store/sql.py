@@ -272,6 +272,10 @@ class Store:
             raise KeyError(f"no readable value {value_hash!r} in {redact(self.url)}")
         return pickle.loads(data)
 
+    def history(self) -> CallHistory:
+        """Questions about past calls, for explaining cache decisions."""
+        return CallHistory(self)
+
     def writer(self) -> Any:
         from .writer import StoreWriter
 

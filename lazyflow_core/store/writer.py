@@ -12,7 +12,6 @@ PostgreSQL lock rows in the same order (no deadlocks); transient lock errors are
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import threading
@@ -232,11 +231,3 @@ class StoreWriter:
                 if not transient or attempt == 11:
                     raise
                 time.sleep(min(2.0, 0.05 * 2**attempt))
-
-
-def tasks_row(name: str, task_hash: str, module: str, source: str) -> tuple[Any, ...]:
-    return (task_hash, name, module, source, time.time())
-
-
-def vset_row(vhash: str, tasks: Any, files: Any) -> tuple[Any, ...]:
-    return (vhash, json.dumps(tasks), json.dumps(files))

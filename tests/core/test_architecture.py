@@ -1,0 +1,91 @@
+"""Dependencies point one way; the store schema and its migrations agree."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+
+CORE = Path(__file__).resolve().parents[2] / "lazyflow_core"
+
+# module -> lazyflow_core modules it must not import (directly)
+FORBIDDEN = {
+    "hashing": {"codehash", "files", "expression", "task", "evaluator", "scheduler", "store",
+                "executors", "cli"},
+    "codehash": {"files", "expression", "task", "evaluator", "scheduler", "store", "executors"},
+    "files": {"expression", "task", "evaluator", "scheduler", "store", "executors"},
+    "expression": {"task", "evaluator", "scheduler", "store", "executors"},
+    "task": {"evaluator", "scheduler", "store", "executors"},
+    "evaluator": {"scheduler", "cli"},
+    "executors": {"evaluator", "scheduler", "store", "cli"},
+    "store": {"evaluator", "scheduler", "executors", "cli"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # imports only for type checking do not count
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                found.add(module.split(".")[0] if module else "")
+                if not module:
+                    found.update(a.name for a in node.names)
+            elif module.startswith("lazyflow_core."):
+                found.add(module.split(".")[1])
+            else:
+                found.add(module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def _files(name: str) -> list[Path]:
+    target = CORE / name
+    return sorted(target.rglob("*.py")) if target.is_dir() else [CORE / f"{name}.py"]
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_dependencies_point_one_way(module: str) -> None:
+    for path in _files(module):
+        bad = _imports(path) & FORBIDDEN[module]
+        assert not bad, f"{path.relative_to(CORE)} imports {sorted(bad)}"
+
+
+def test_core_never_imports_the_adapters() -> None:
+    for path in CORE.rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(("airflow", "prefect", "lazyflow_airflow",
+                                        "lazyflow_prefect")), f"{path} imports {name}"
+
+
+def test_head_revision_constant_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from lazyflow_core.store.sql import HEAD_REVISION
+
+    cfg = Config()
+    cfg.set_main_option("script_location", os.fspath(CORE / "store" / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == HEAD_REVISION
+
+
+def test_migrations_create_exactly_the_declared_schema(sqlite_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from lazyflow_core.store import Store
+    from lazyflow_core.store.schema import metadata
+
+    store = Store(sqlite_url)
+    store.ensure_schema()
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": "lf_alembic_version"})
+        diff = compare_metadata(context, metadata)
+    assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "lf_alembic_version")] == []

@@ -1,0 +1,127 @@
+"""Value hashing: deterministic, by value, type-tagged, extensible."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import subprocess
+import sys
+import threading
+from collections import OrderedDict, namedtuple
+from decimal import Decimal
+from pathlib import PurePosixPath
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lazyflow_core import hash_value, register_hasher
+from lazyflow_core.hashing import UnhashableValue
+
+
+class Color(enum.Enum):
+    RED = 1
+    BLUE = 2
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
+
+
+def test_type_tags_keep_equal_looking_values_apart() -> None:
+    values = [1, 1.0, "1", True, b"1", (1,), [1], {1}, None, 0, False, ""]
+    assert len({hash_value(v) for v in values}) == len(values)
+
+
+def test_dict_and_set_order_do_not_matter() -> None:
+    assert hash_value({"a": 1, "b": 2}) == hash_value({"b": 2, "a": 1})
+    assert hash_value({3, 1, 2}) == hash_value({2, 3, 1})
+    assert hash_value(frozenset("abc")) == hash_value(frozenset("cba"))
+    assert hash_value([1, 2]) != hash_value([2, 1])
+
+
+def test_by_value_not_identity() -> None:
+    assert hash_value(Point(1, 2.0)) == hash_value(Point(1, 2.0))
+    assert hash_value(Point(1, 2.0)) != hash_value(Point(1, 2.5))
+    assert hash_value([[1], {"k": (2,)}]) == hash_value([[1], {"k": (2,)}])
+
+
+def test_deterministic_across_processes() -> None:
+    code = (
+        "from lazyflow_core import hash_value\n"
+        "print(hash_value({'a': [1, 2.5, 'x', None, (True,)], 'b': {3, 4}}))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        ).stdout.strip()
+        for seed in ("0", "1", "random")
+    }
+    assert len(outs) == 1
+    assert outs == {hash_value({"a": [1, 2.5, "x", None, (True,)], "b": {3, 4}})}
+
+
+def test_many_builtin_types() -> None:
+    Pair = namedtuple("Pair", "a b")
+    values = [
+        Color.RED, Color.BLUE, dt.datetime(2024, 1, 1, 12), dt.date(2024, 1, 1),
+        dt.timedelta(seconds=5), Decimal("1.10"), PurePosixPath("/a/b"), b"bytes",
+        bytearray(b"ba"), Pair(1, 2), (1, 2), OrderedDict(a=1), complex(1, 2), range(3),
+        float("nan"), int, ValueError("x"),
+    ]
+    digests = [hash_value(v) for v in values]
+    assert len(set(digests)) == len(values)
+    assert hash_value(float("nan")) == hash_value(float("nan"))
+
+
+def test_numpy_and_pandas_by_content() -> None:
+    a = np.arange(1000, dtype=np.int64)
+    assert hash_value(a) == hash_value(a.copy())
+    assert hash_value(a) != hash_value(a.astype(np.int32))
+    assert hash_value(a.reshape(10, 100)) != hash_value(a)
+    assert hash_value(np.asfortranarray(a.reshape(10, 100))) == hash_value(a.reshape(10, 100))
+    df = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    assert hash_value(df) == hash_value(df.copy())
+    assert hash_value(df) != hash_value(df.rename(columns={"y": "z"}))
+    assert hash_value(df["x"]) != hash_value(df["x"] + 1)
+
+
+class Opaque:
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.lock = threading.Lock()
+
+
+def test_registry_for_user_types() -> None:
+    with pytest.raises(UnhashableValue):
+        hash_value(Opaque("k"))
+    register_hasher(Opaque, lambda o: o.key)
+    assert hash_value(Opaque("k")) == hash_value(Opaque("k"))
+    assert hash_value(Opaque("k")) != hash_value(Opaque("j"))
+    assert hash_value(Opaque("k")) != hash_value("k")
+
+
+def test_unhashable_value_reports_its_path() -> None:
+    with pytest.raises(UnhashableValue) as info:
+        hash_value({"outer": [0, {"lock": threading.Lock()}]})
+    assert info.value.path == "['outer'][1]['lock']"
+
+
+def test_cycles_are_rejected() -> None:
+    a: list = [1]
+    a.append(a)
+    with pytest.raises(UnhashableValue, match="cycle"):
+        hash_value(a)
+
+
+def test_plain_objects_hash_by_state() -> None:
+    class Thing:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+    assert hash_value(Thing(1)) == hash_value(Thing(1))
+    assert hash_value(Thing(1)) != hash_value(Thing(2))
