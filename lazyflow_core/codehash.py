@@ -250,9 +250,11 @@ class _CodeHasher:
             return b"type:" + qualified_name(type(obj)).encode()
 
 
-def function_hash(func: types.FunctionType) -> str:
-    """Hex hash of a function and the user's code it reaches."""
-    return _CodeHasher().function(func).hex()
+def function_hash(func: Any) -> str:
+    """Hex hash of a function (or other callable) and the user's code it reaches."""
+    if isinstance(func, types.FunctionType):
+        return _CodeHasher().function(func).hex()
+    return code_ref_hash(func)
 
 
 def code_ref_hash(obj: Any) -> str:

@@ -29,8 +29,8 @@ pickling and no database writes.
 from __future__ import annotations
 
 import copy
-import json
 import dataclasses
+import json
 import logging
 import pickle
 import queue
@@ -549,7 +549,7 @@ class Evaluator:
                 )
         valid: list[tuple[CallFrame, str, str]] = []
         for f in frames:
-            hit = hits.get(f.call_hash)  # type: ignore[arg-type]
+            hit = hits.get(f.call_hash)
             if hit is not None and self._valid(*hit):
                 valid.append((f, hit[0], hit[1]))
             else:
@@ -699,7 +699,7 @@ class Evaluator:
             return
         self.inflight += 1
         put = self.completions.put
-        future.add_done_callback(lambda fut, f=frame: put((f, fut)))
+        future.add_done_callback(lambda fut, f=frame: put((f, fut)))  # type: ignore[misc]
         if self.listeners and frame.attempts == 1:
             self._emit("started", frame, None)
 
@@ -992,13 +992,16 @@ class Evaluator:
             new = task.source
             diff = "".join(
                 difflib.unified_diff(
-                    old.splitlines(keepends=True), new.splitlines(keepends=True),
-                    f"{task.name} (cached)", f"{task.name} (now)",
+                    old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    f"{task.name} (cached)",
+                    f"{task.name} (now)",
                 )
             )
             detail = (
-                "its source changed" if diff else
-                "its source is unchanged; code it uses (helpers, constants, classes) changed"
+                "its source changed"
+                if diff
+                else "its source is unchanged; code it uses (helpers, constants, classes) changed"
             )
             return self._decision(frame, "run", Reason.CODE_CHANGED, detail, diff or None)
         before = history.latest_call_args(task.hash) or history.latest_call_args(latest)
@@ -1158,7 +1161,7 @@ def _substitute(value: Any, frames: dict[int, Frame]) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if not contains_expression(value):
             return value
-        new = copy.copy(value)
+        new = copy.copy(value)  # type: ignore[arg-type]
         for field in dataclasses.fields(value):
             object.__setattr__(new, field.name, _substitute(getattr(value, field.name), frames))
         return new

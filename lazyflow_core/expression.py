@@ -66,7 +66,7 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     return fn(*args, **kwargs)
 
 
-def _binary(op: Callable[[Any, Any], Any], label: str) -> Any:
+def _binary(op: Callable[[Any, Any], Any], label: str) -> tuple[Any, Any]:
     def method(self: Expression, other: Any) -> Expression:
         return ApplyExpression(op, (self, other), label=label)
 
@@ -103,17 +103,22 @@ for _name, _op, _label in [
 ]:
     setattr(Expression, f"__{_name}__", _binary(_op, _label)[0])
 
-for _name, _op, _label in [
+
+def _unary(op: Callable[[Any], Any], label: str) -> Any:
+    def method(self: Expression) -> Expression:
+        return ApplyExpression(op, (self,), label=label)
+
+    return method
+
+
+_UNARY: list[tuple[str, Callable[[Any], Any], str]] = [
     ("neg", operator.neg, "-"),
     ("pos", operator.pos, "+"),
     ("invert", operator.invert, "~"),
     ("abs", operator.abs, "abs"),
-]:
-    setattr(
-        Expression,
-        f"__{_name}__",
-        (lambda op, label: lambda self: ApplyExpression(op, (self,), label=label))(_op, _label),
-    )
+]
+for _uname, _uop, _ulabel in _UNARY:
+    setattr(Expression, f"__{_uname}__", _unary(_uop, _ulabel))
 
 
 class CallExpression(Expression):

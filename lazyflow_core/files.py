@@ -129,7 +129,7 @@ class File:
             return open(local, mode, **kwargs)
         import fsspec
 
-        return fsspec.open(self.path, mode, **kwargs).open()  # type: ignore[no-any-return]
+        return fsspec.open(self.path, mode, **kwargs).open()
 
     def read(self, mode: str = "r") -> Any:
         with self.open(mode) as fh:

@@ -276,7 +276,7 @@ def _hash_numpy(w: _Walker, v: Any) -> bytes:
     if v.dtype.hasobject:
         return _tagged(b"A", head + w.child(v.tolist(), ".tolist()"))
     h = hashlib.sha256(b"A" + head)
-    h.update(memoryview(np.ascontiguousarray(v)).cast("B"))
+    h.update(np.ascontiguousarray(v).view(np.uint8).data)
     return h.digest()[:DIGEST_SIZE]
 
 
@@ -309,7 +309,7 @@ def _hash_reduced(w: _Walker, v: Any) -> bytes:
         # A module-level singleton pickled by name.
         return _tagged(b"G", qualified_name(type(v)).encode() + b":" + str(reduced).encode())
     ctor, args, *rest = reduced
-    if ctor is copyreg.__newobj__ and args and args[0] is type(v):
+    if ctor is getattr(copyreg, "__newobj__", None) and args and args[0] is type(v):
         args = args[1:]
     state = rest[0] if rest else None
     if isinstance(state, dict):

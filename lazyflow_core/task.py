@@ -128,7 +128,10 @@ class Task:
         """Hex hash of this task: its name plus code (or pinned version) and includes."""
         if self._hash is None:
             opts = self.options
-            body = "v:" + opts.version if opts.version is not None else function_hash(self.func)
+            if opts.version is not None:
+                body = "v:" + opts.version
+            else:
+                body = function_hash(self.func)
             includes = [code_ref_hash(x) for x in opts.hash_includes]
             self._hash = hash_struct("Task", self.name, body, *includes)
         return self._hash
@@ -240,7 +243,7 @@ def _import_task(module: str, qualname: str) -> Task:
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _rebuild_task(func: Callable[..., Any], options: TaskOptions) -> Task:

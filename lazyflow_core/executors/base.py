@@ -60,7 +60,7 @@ def dumps_value(value: Any) -> bytes:
     except Exception:
         import cloudpickle
 
-        return cloudpickle.dumps(value, protocol=5)  # type: ignore[no-any-return]
+        return cloudpickle.dumps(value, protocol=5)
 
 
 def finish_outcome(out: JobOutcome, value: Any) -> None:

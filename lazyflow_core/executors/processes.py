@@ -52,7 +52,7 @@ def _run_remote(spec: JobSpec) -> bytes:
                 f"sent back from a worker process ({exc}). Return picklable values, or run "
                 'this task with executor="threads".'
             )
-    return cloudpickle.dumps(out, protocol=5)  # type: ignore[no-any-return]
+    return cloudpickle.dumps(out, protocol=5)
 
 
 class ProcessExecutor(Executor):

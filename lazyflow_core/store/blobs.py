@@ -50,7 +50,7 @@ class BlobStore:
             import fsspec
 
             with fsspec.open(path, "rb") as fh:
-                return fh.read()  # type: ignore[no-any-return]
+                return fh.read()
         except FileNotFoundError:
             return None
 

@@ -315,7 +315,9 @@ class CallHistory:
         return rows[0][0] if rows else None
 
     def task_source(self, task_hash: str) -> str | None:
-        rows = self.store._select_in("SELECT source FROM lf_tasks WHERE hash IN ({marks})", [task_hash])
+        rows = self.store._select_in(
+            "SELECT source FROM lf_tasks WHERE hash IN ({marks})", [task_hash]
+        )
         return rows[0][0] if rows else None
 
     def latest_call_args(self, task_hash: str) -> dict[str, str]:
@@ -333,5 +335,7 @@ class CallHistory:
         return dict(args)
 
     def value_preview(self, value_hash: str) -> str | None:
-        rows = self.store._select_in("SELECT preview FROM lf_values WHERE hash IN ({marks})", [value_hash])
+        rows = self.store._select_in(
+            "SELECT preview FROM lf_values WHERE hash IN ({marks})", [value_hash]
+        )
         return rows[0][0] if rows else None

@@ -212,10 +212,9 @@ class StoreWriter:
         for kind, keylen in _SORT_KEY_LEN.items():
             rows = batch.get(kind)
             if rows and len(rows) > 1:
-                if kind != "arg" and kind != "child" and kind != "tag":
-                    # keep the last record per key (e.g. a call recorded twice in one batch)
-                    rows = list({r[:keylen]: r for r in rows}.values())
-                rows.sort(key=lambda r, k=keylen: tuple(str(x) for x in r[:k]))
+                # keep the last record per key (e.g. a call recorded twice in one batch)
+                rows = list({r[:keylen]: r for r in rows}.values())
+                rows.sort(key=lambda r, k=keylen: tuple(str(x) for x in r[:k]))  # type: ignore[misc]
                 batch[kind] = rows
         for attempt in range(12):
             try:
@@ -223,7 +222,7 @@ class StoreWriter:
                     for kind in _ORDER:
                         rows = batch.get(kind)
                         if rows:
-                            conn.exec_driver_sql(self._sql[kind], rows)  # type: ignore[arg-type]
+                            conn.exec_driver_sql(self._sql[kind], rows)
                 return
             except DBAPIError as exc:
                 message = str(exc.orig).lower()
