@@ -10,6 +10,8 @@ scheduler thread only routes outcomes.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import pickle
 import time
 import traceback
@@ -18,6 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import TaskResultError
 from ..expression import contains_expression
 from ..files import iter_files
 from ..hashing import UnhashableValue, value_digest
@@ -63,11 +66,35 @@ def dumps_value(value: Any) -> bytes:
         return cloudpickle.dumps(value, protocol=5)
 
 
-def finish_outcome(out: JobOutcome, value: Any) -> None:
+def _hidden_expression(value: Any) -> str | None:
+    """The attribute of a plain object that holds a lazy expression, if any.
+
+    The scheduler evaluates expressions inside lists, tuples, dicts, sets, dataclasses and
+    namedtuples; one hidden in another object's attributes would silently stay lazy.
+    """
+    attrs = getattr(value, "__dict__", None)
+    if not isinstance(attrs, dict) or isinstance(value, type):
+        return None
+    for name, attr in attrs.items():
+        if contains_expression(attr):
+            return name
+    return None
+
+
+def finish_outcome(out: JobOutcome, value: Any, task_name: str = "") -> None:
     """Hash, pickle and stat a successful result (worker side)."""
     out.value = value
     if contains_expression(value):
         out.has_expressions = True
+        return
+    hidden = _hidden_expression(value)
+    if hidden is not None:
+        out.error = TaskResultError(
+            f"task {task_name!r} returned a {type(value).__name__} whose attribute "
+            f"{hidden!r} holds a lazy expression, which the scheduler cannot see there. "
+            "Return the expressions in a list, tuple, dict, set, dataclass or namedtuple, "
+            "or build the object inside a task that receives the computed values."
+        )
         return
     try:
         out.digest = value_digest(value)
@@ -87,6 +114,8 @@ def run_job(spec: JobSpec) -> JobOutcome:
     out = JobOutcome(started=time.time())
     try:
         value = spec.task.func(*spec.args, **spec.kwargs)
+        if inspect.iscoroutine(value):  # an `async def` task
+            value = asyncio.run(value)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
@@ -94,7 +123,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         out.remote_traceback = "".join(traceback.format_exception(exc))
         out.finished = time.time()
         return out
-    finish_outcome(out, value)
+    finish_outcome(out, value, spec.task.name)
     out.finished = time.time()
     return out
 

@@ -12,8 +12,17 @@ CORE = Path(__file__).resolve().parents[2] / "lazyflow_core"
 
 # module -> lazyflow_core modules it must not import (directly)
 FORBIDDEN = {
-    "hashing": {"codehash", "files", "expression", "task", "evaluator", "scheduler", "store",
-                "executors", "cli"},
+    "hashing": {
+        "codehash",
+        "files",
+        "expression",
+        "task",
+        "evaluator",
+        "scheduler",
+        "store",
+        "executors",
+        "cli",
+    },
     "codehash": {"files", "expression", "task", "evaluator", "scheduler", "store", "executors"},
     "files": {"expression", "task", "evaluator", "scheduler", "store", "executors"},
     "expression": {"task", "evaluator", "scheduler", "store", "executors"},
@@ -61,8 +70,9 @@ def test_dependencies_point_one_way(module: str) -> None:
 def test_core_never_imports_the_adapters() -> None:
     for path in CORE.rglob("*.py"):
         for name in _imports(path):
-            assert not name.startswith(("airflow", "prefect", "lazyflow_airflow",
-                                        "lazyflow_prefect")), f"{path} imports {name}"
+            assert not name.startswith(
+                ("airflow", "prefect", "lazyflow_airflow", "lazyflow_prefect")
+            ), f"{path} imports {name}"
 
 
 def test_head_revision_constant_matches_alembic() -> None:
@@ -88,4 +98,5 @@ def test_migrations_create_exactly_the_declared_schema(sqlite_url: str) -> None:
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": "lf_alembic_version"})
         diff = compare_metadata(context, metadata)
-    assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "lf_alembic_version")] == []
+    ours = [d for d in diff if not (d[0] == "remove_table" and d[1].name == "lf_alembic_version")]
+    assert ours == []

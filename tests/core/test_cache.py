@@ -86,7 +86,7 @@ def test_script_and_imported_module_share_the_cache(wf: Workflow, tmp_path: Path
     assert out["result"] == 30 and out["executed"] == 0 and out["ran"] == []
 
 
-FILES = '''
+FILES = """
 import json, os, sys
 from lazyflow_core import task, Scheduler, File
 
@@ -115,7 +115,7 @@ if __name__ == "__main__":
     sched = Scheduler(db=sys.argv[1])
     out = sched.run(main(["a.txt", "b.txt"]))
     print(json.dumps({"result": out["counts"], "executed": sched.last_run.executed}))
-'''
+"""
 
 
 def test_changed_or_deleted_files_rerun_exactly_their_calls(tmp_path: Path, db_url: str) -> None:

@@ -26,7 +26,7 @@ def test_normalized_source_ignores_docstrings_and_comments() -> None:
         return x + 1
 
     def b(x):
-        return x   +   1  # different comment
+        return x + 1  # different comment
 
     assert normalized_source(a).replace("'a'", "'b'") == normalized_source(b)
 

@@ -56,7 +56,9 @@ def test_deterministic_across_processes() -> None:
     )
     outs = {
         subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True,
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
             env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
         ).stdout.strip()
         for seed in ("0", "1", "random")
@@ -68,10 +70,23 @@ def test_deterministic_across_processes() -> None:
 def test_many_builtin_types() -> None:
     Pair = namedtuple("Pair", "a b")
     values = [
-        Color.RED, Color.BLUE, dt.datetime(2024, 1, 1, 12), dt.date(2024, 1, 1),
-        dt.timedelta(seconds=5), Decimal("1.10"), PurePosixPath("/a/b"), b"bytes",
-        bytearray(b"ba"), Pair(1, 2), (1, 2), OrderedDict(a=1), complex(1, 2), range(3),
-        float("nan"), int, ValueError("x"),
+        Color.RED,
+        Color.BLUE,
+        dt.datetime(2024, 1, 1, 12),
+        dt.date(2024, 1, 1),
+        dt.timedelta(seconds=5),
+        Decimal("1.10"),
+        PurePosixPath("/a/b"),
+        b"bytes",
+        bytearray(b"ba"),
+        Pair(1, 2),
+        (1, 2),
+        OrderedDict(a=1),
+        complex(1, 2),
+        range(3),
+        float("nan"),
+        int,
+        ValueError("x"),
     ]
     digests = [hash_value(v) for v in values]
     assert len(set(digests)) == len(values)

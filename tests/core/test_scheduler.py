@@ -298,5 +298,28 @@ def test_listeners_receive_job_events(sqlite_url: str) -> None:
     assert events[-1].kind == "cached"
 
 
-def test_returning_something_unknown_is_reported() -> None:
-    assert issubclass(TaskResultError, Exception)
+class Holder:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+
+@task
+def hides_an_expression():
+    return Holder(inc(1))
+
+
+def test_expression_hidden_in_an_object_is_a_clear_error(sqlite_url: str) -> None:
+    with pytest.raises(TaskResultError, match=r"hides_an_expression.*Holder.*'inner'"):
+        Scheduler(db=sqlite_url).run(hides_an_expression())
+
+
+@task
+async def fetch(x: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0)
+    return x * 3
+
+
+def test_async_tasks(sqlite_url: str) -> None:
+    assert Scheduler(db=sqlite_url).run([fetch(1), fetch(2)]) == [3, 6]

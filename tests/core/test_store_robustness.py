@@ -19,7 +19,7 @@ from lazyflow_core.store import Store
 
 from .workflows import Workflow
 
-OVERLAP = '''
+OVERLAP = """
 import json, sys
 from lazyflow_core import task, Scheduler
 
@@ -36,7 +36,7 @@ if __name__ == "__main__":
     s = Scheduler(db=sys.argv[1], max_workers=8)
     print(json.dumps({"result": s.run(total([square(i) for i in range(lo, hi)])),
                       "executed": s.last_run.executed}))
-'''
+"""
 
 
 def test_two_processes_share_one_store(tmp_path: Path, db_url: str) -> None:
@@ -70,7 +70,7 @@ def test_two_processes_share_one_store(tmp_path: Path, db_url: str) -> None:
     assert json.loads(proc.stdout.strip().splitlines()[-1])["executed"] == 1  # the new total
 
 
-CHAIN = '''
+CHAIN = """
 import json, os, sys, time
 from lazyflow_core import task, Scheduler
 
@@ -93,7 +93,7 @@ def main(n):
 if __name__ == "__main__":
     s = Scheduler(db=sys.argv[1])
     print(json.dumps({"result": s.run(main(12)), "executed": s.last_run.executed}))
-'''
+"""
 
 
 def test_kill_9_keeps_completed_calls(tmp_path: Path, db_url: str) -> None:
@@ -164,7 +164,7 @@ def test_missing_blob_is_a_cache_miss(tmp_path: Path) -> None:
     assert sched.last_run is not None and sched.last_run.executed == 1
 
 
-CLASSY = '''
+CLASSY = """
 import json, sys
 from lazyflow_core import task, Scheduler
 
@@ -183,7 +183,7 @@ def get_x(p):
 if __name__ == "__main__":
     s = Scheduler(db=sys.argv[1])
     print(json.dumps({"result": s.run(get_x(make(3))), "executed": s.last_run.executed}))
-'''
+"""
 
 
 def test_value_whose_class_is_gone_is_recomputed(tmp_path: Path, db_url: str) -> None:

@@ -74,7 +74,10 @@ class Workflow:
             log.unlink()
         proc = subprocess.run(
             [sys.executable, str(self.path), self.db_url, *args],
-            capture_output=True, text=True, cwd=self.dir, timeout=300,
+            capture_output=True,
+            text=True,
+            cwd=self.dir,
+            timeout=300,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"workflow failed:\n{proc.stdout}\n{proc.stderr}")
