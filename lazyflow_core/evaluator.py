@@ -72,6 +72,10 @@ PENDING, DONE, FAILED = 0, 1, 2
 ARGS, LOOKUP, RUN, RESULT = 0, 1, 2, 3
 
 EMPTY: frozenset[Any] = frozenset()
+INLINE_SECONDS = 100e-6
+"""Calls of a task measured to take less than this run on the scheduler thread."""
+PROBE_CALLS = 4
+PROBE_WINDOW = 16
 
 
 class RemoteTraceback(Exception):
@@ -294,6 +298,10 @@ class Evaluator:
         # Task hashes with no call in the store at the start of this run: their calls
         # skip the lookup (a cold run of a new task issues one query, not one per call).
         self.task_has_calls: dict[str, bool] = {}
+        # task hash -> (calls measured, seconds spent): decides inline execution.
+        self.durations: dict[str, tuple[int, float]] = {}
+        self.probing: dict[str, int] = {}
+        self.deferred: dict[str, list[CallFrame]] = {}
         self.completions: queue.SimpleQueue[tuple[CallFrame, Future[JobOutcome]] | None] = (
             queue.SimpleQueue()
         )
@@ -645,44 +653,53 @@ class Evaluator:
             self.to_submit.append(frame)
 
     def dispatch(self) -> None:
-        """Send queued jobs to their executors.
+        """Send queued jobs to their executors, or run them right here.
 
-        When exactly one job is ready and nothing else is running or pending (a chain of
-        dependent calls), a thread-executor job runs right here on the scheduler thread:
-        there is no parallelism to gain, and two thread hand-offs per call to save.
+        A thread-executor job runs on the scheduler thread itself when handing it to a
+        pool thread would cost more than it can gain: when it is the only work there is
+        (a chain of dependent calls: no parallelism to gain), or when calls of its task
+        have been measured to finish in under `INLINE_SECONDS` (tiny tasks only contend
+        for the GIL in a pool; two thread hand-offs per call cost more than the call).
         """
         frames, self.to_submit = self.to_submit, []
-        if len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups:
-            frame = frames[0]
+        lone = len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups
+        for frame in frames:
+            if self.stopping or frame.state != PENDING:
+                continue
+            task = frame.task
             try:
-                executor = self.executor_for(frame.task)
+                executor = self.executor_for(task)
             except ExecutorError as exc:
                 self.fail(frame, exc)
-                return
-            if getattr(executor, "inline", False) and not frame.task.options.limits:
-                frame.phase = RUN
-                frame.attempts += 1
-                if frame.attempts == 1:
-                    frame.started = time.time()
-                    if self.listeners:
-                        self._emit("started", frame, None)
-                spec = JobSpec(frame.job_id, frame.task, frame.args, frame.kwargs, frame.attempts)
-                done: Future[JobOutcome] = Future()
-                done.set_result(run_job(spec))
-                self.handle_outcome(frame, done)
-                return
-        for frame in frames:
-            self._submit_now(frame)
+                continue
+            if getattr(executor, "inline", False) and not task.options.limits:
+                stats = self.durations.get(task.hash)
+                measured = stats is not None and stats[0] >= PROBE_CALLS
+                if lone or (measured and stats[1] < INLINE_SECONDS * stats[0]):  # type: ignore[index]
+                    self._run_inline(frame)
+                    continue
+                if not measured:
+                    # Until a few calls of this task have been timed, keep only a small
+                    # window in the pool; the rest wait here for the verdict.
+                    probing = self.probing.get(task.hash, 0)
+                    if probing >= PROBE_WINDOW:
+                        self.deferred.setdefault(task.hash, []).append(frame)
+                        continue
+                    self.probing[task.hash] = probing + 1
+            self._submit_now(frame, executor)
 
-    def _submit_now(self, frame: CallFrame) -> None:
-        if self.stopping or frame.state != PENDING:
-            return
+    def _run_inline(self, frame: CallFrame) -> None:
+        frame.phase = RUN
+        frame.attempts += 1
+        if frame.attempts == 1:
+            frame.started = time.time()
+            if self.listeners:
+                self._emit("started", frame, None)
+        spec = JobSpec(frame.job_id, frame.task, frame.args, frame.kwargs, frame.attempts)
+        self.handle_outcome(frame, run_job(spec))
+
+    def _submit_now(self, frame: CallFrame, executor: Executor) -> None:
         task = frame.task
-        try:
-            executor = self.executor_for(task)
-        except ExecutorError as exc:
-            self.fail(frame, exc)
-            return
         limits = task.options.limits
         if limits and not self._acquire(frame, limits):
             return
@@ -731,7 +748,7 @@ class Evaluator:
             self.limit_used[name] -= amount
         waiting, self.limit_waiting = self.limit_waiting, deque()
         for frame in waiting:
-            self.submit(frame)
+            self.submit(frame)  # back through dispatch
 
     def wait_for_jobs(self) -> None:
         item = self.completions.get()
@@ -751,16 +768,31 @@ class Evaluator:
         """After a fatal failure: let running jobs finish and record them."""
         self.stopping = True
         self.limit_waiting.clear()
+        self.deferred.clear()
         while self.inflight > 0 and not self.cancelled:
             self.wait_for_jobs()
 
-    def handle_outcome(self, frame: CallFrame, future: Future[JobOutcome]) -> None:
+    def handle_outcome(self, frame: CallFrame, result: Future[JobOutcome] | JobOutcome) -> None:
         task = frame.task
         self._release(task)
-        try:
-            out = future.result()
-        except BaseException as exc:  # executor failure (e.g. a killed worker)
-            out = JobOutcome(error=exc, started=frame.started, finished=time.time())
+        if isinstance(result, JobOutcome):
+            out = result
+        else:
+            try:
+                out = result.result()
+            except BaseException as exc:  # executor failure (e.g. a killed worker)
+                out = JobOutcome(error=exc, started=frame.started, finished=time.time())
+        if task.hash in self.probing:
+            self.probing[task.hash] -= 1
+            waiting = self.deferred.pop(task.hash, None)
+            if waiting:
+                self.to_submit.extend(waiting)
+        if out.finished:
+            stats = self.durations.get(task.hash)
+            spent = out.finished - out.started
+            self.durations[task.hash] = (
+                (1, spent) if stats is None else (stats[0] + 1, stats[1] + spent)
+            )
         if out.error is not None:
             self._job_failed(frame, out)
             return

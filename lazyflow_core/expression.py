@@ -193,7 +193,10 @@ def short_repr(value: Any, limit: int = 40) -> str:
         text = repr(value)
     except Exception:
         text = f"<{type(value).__name__}>"
-    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit * 2]
+    if "\n" in text or "\t" in text or "  " in text:
+        text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

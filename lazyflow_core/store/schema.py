@@ -4,6 +4,9 @@ Provenance is a Merkle graph of calls: a call is keyed by the hash of its task a
 argument values; it points at its result value, its argument values and its child calls.
 Jobs are the per-execution events (this call was run, or reused, in that execution).
 Table names carry an ``lf_`` prefix so the store can share a database with other apps.
+Narrow tables keyed by hashes are ``WITHOUT ROWID`` on SQLite (one B-tree per table
+instead of two), and secondary indexes are only those the provenance queries need:
+every index is paid for on each of the millions of rows a large run inserts.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ execution_tags = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text, nullable=False),
     Index("ix_lf_execution_tags_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 tasks = Table(
@@ -79,7 +83,7 @@ calls = Table(
     Column("created_at", Float),
     Index("ix_lf_calls_result_hash", "result_hash"),
     Index("ix_lf_calls_task_hash", "task_hash"),
-    Index("ix_lf_calls_task_name", "task_name"),
+    sqlite_with_rowid=False,
 )
 
 call_args = Table(
@@ -90,6 +94,7 @@ call_args = Table(
     Column("name", String(255), nullable=False),
     Column("value_hash", HASH, nullable=False),
     Index("ix_lf_call_args_value_hash", "value_hash"),
+    sqlite_with_rowid=False,
 )
 
 call_children = Table(
@@ -98,7 +103,7 @@ call_children = Table(
     Column("parent_hash", HASH, primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("child_hash", HASH, nullable=False),
-    Index("ix_lf_call_children_child_hash", "child_hash"),
+    sqlite_with_rowid=False,
 )
 
 values = Table(
@@ -119,6 +124,7 @@ validation_sets = Table(
     Column("hash", HASH, primary_key=True),
     Column("tasks", Text, nullable=False),
     Column("files", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 files = Table(
@@ -131,6 +137,7 @@ files = Table(
     Column("created_at", Float),
     Index("ix_lf_files_path", "path"),
     Index("ix_lf_files_file_hash", "file_hash"),
+    sqlite_with_rowid=False,
 )
 
 jobs = Table(
@@ -149,5 +156,5 @@ jobs = Table(
     Column("args_preview", Text),
     Column("error", Text),
     Index("ix_lf_jobs_execution_id", "execution_id"),
-    Index("ix_lf_jobs_call_hash", "call_hash"),
+    sqlite_with_rowid=False,
 )

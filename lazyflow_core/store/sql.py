@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -82,6 +83,10 @@ class Store:
         self.blobs = BlobStore(blob_root) if blob_root else None
         self._schema_ready = False
         self._local = threading.local()
+        self._read_conns: list[Any] = []
+        # A store dropped without close() still returns its connections (PostgreSQL
+        # would otherwise warn about connections deleted while open).
+        weakref.finalize(self, _release, self._read_conns, self.engine)
 
     # -- engine and schema -------------------------------------------------------------
     @property
@@ -104,6 +109,8 @@ class Store:
                 cur.execute("PRAGMA busy_timeout=60000")
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: big runs insert millions
+                cur.execute("PRAGMA temp_store=MEMORY")
                 cur.close()
 
             return engine
@@ -174,8 +181,7 @@ class Store:
         log.info("lazyflow store at %s upgraded to %s", redact(self.url), revision)
 
     def close(self) -> None:
-        self._drop_read_connection()
-        self.engine.dispose()
+        _release(self._read_conns, self.engine)
 
     # -- reads used by the scheduler -----------------------------------------------------
     def _read_cursor(self) -> Any:
@@ -190,6 +196,7 @@ class Store:
             if self.dialect == "postgresql":
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn = conn
+            self._read_conns.append(conn)
         return conn.cursor()
 
     def _select_in(self, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -211,6 +218,8 @@ class Store:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
+            with contextlib.suppress(ValueError):
+                self._read_conns.remove(conn)
             with contextlib.suppress(Exception):
                 conn.invalidate()
 
@@ -286,6 +295,14 @@ class Store:
         self.ensure_schema()
         with self.engine.connect() as conn:
             return list(conn.execute(statement, params or {}))
+
+
+def _release(conns: list[Any], engine: Engine) -> None:
+    for conn in conns:
+        with contextlib.suppress(Exception):
+            conn.close()
+    conns.clear()
+    engine.dispose()
 
 
 def open_store(db: str | Store | None = None) -> Store:

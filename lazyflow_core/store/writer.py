@@ -209,7 +209,9 @@ class StoreWriter:
             batch["value"] = self._value_rows(batch["value"])
         if "value_replace" in batch:
             batch["value_replace"] = self._value_rows(batch["value_replace"])
-        for kind, keylen in _SORT_KEY_LEN.items():
+        for kind, keylen in _SORT_KEY_LEN.items() if self.store.dialect != "sqlite" else ():
+            # SQLite has one writer at a time; other databases lock rows, so concurrent
+            # writers must take them in one order.
             rows = batch.get(kind)
             if rows and len(rows) > 1:
                 # keep the last record per key (e.g. a call recorded twice in one batch)
