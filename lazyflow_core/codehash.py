@@ -65,9 +65,16 @@ def _module_is_external(module_name: str) -> bool:
 
 
 @functools.cache
+def _packages_distributions() -> dict[str, list[str]]:
+    # Scans every installed distribution's metadata: seconds with Airflow installed, so
+    # once per process.
+    return dict(importlib.metadata.packages_distributions())
+
+
+@functools.cache
 def _distribution_version(module_name: str) -> str:
     top = module_name.split(".", 1)[0]
-    dists = importlib.metadata.packages_distributions().get(top)
+    dists = _packages_distributions().get(top)
     if not dists:
         return top
     name = dists[0]

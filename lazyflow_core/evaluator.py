@@ -72,8 +72,13 @@ PENDING, DONE, FAILED = 0, 1, 2
 ARGS, LOOKUP, RUN, RESULT = 0, 1, 2, 3
 
 EMPTY: frozenset[Any] = frozenset()
+_NO_CHILDREN: list[Any] = []  # shared placeholders, never appended to
+_NO_WAITERS: list[Any] = []
+_NO_ITEMS: list[Any] = []
 INLINE_SECONDS = 100e-6
 """Calls of a task measured to take less than this run on the scheduler thread."""
+WRITER_BACKLOG = 200_000
+"""Records the store writer may lag behind before the scheduler waits for it."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
 
@@ -317,6 +322,7 @@ class Evaluator:
         self.corrupt_values: set[str] = set()
         self.recorded_tasks: set[str] = set()
         self.vsets: dict[tuple[frozenset[Any], frozenset[Any]], str] = {}
+        self.own_tasks: dict[str, frozenset[tuple[str, str]]] = {}
         self.loaded_vsets: dict[str, tuple[frozenset[Any], frozenset[Any]]] = {}
         self.valid_task_sets: dict[str, bool] = {}
         self.root_call: CallFrame | None = None
@@ -348,6 +354,10 @@ class Evaluator:
                 self.resolve_lookups()
                 continue
             if self.to_submit:
+                writer = self.writer
+                if writer is not None and writer.backlog > WRITER_BACKLOG:
+                    # The store is behind: queued records hold memory. Let it catch up.
+                    writer.wait_below(WRITER_BACKLOG // 2)
                 self.dispatch()
                 continue
             if self.dry_run:
@@ -447,7 +457,7 @@ class Evaluator:
             waiter.pending -= 1
             if waiter.pending == 0 and waiter.state == PENDING:
                 self.ready.append(waiter)
-        frame.waiters = []
+        frame.waiters = _NO_WAITERS  # a finished frame never gets new waiters
 
     def fail(self, frame: Frame, exc: BaseException) -> None:
         """Fail `frame` and, iteratively, everything waiting on it (unless caught)."""
@@ -462,7 +472,7 @@ class Evaluator:
                 if isinstance(waiter, CatchFrame) and waiter.handle(self, err):
                     continue
                 stack.append((waiter, err))
-            f.waiters = []
+            f.waiters = _NO_WAITERS
 
     # -- calls -------------------------------------------------------------------------
     def prepare_call(self, frame: CallFrame) -> None:
@@ -887,12 +897,18 @@ class Evaluator:
             self._record(frame, value, digest, out, result_files, now)
         if self.listeners:
             self._emit("done", frame, now - frame.started)
+        # Recorded: drop what only recording needed (a million-call run keeps every frame).
+        frame.children = _NO_CHILDREN
+        frame.arg_digests = frame.arg_files = _NO_ITEMS
         self.finish(frame, value)
 
     def _validation_set(
         self, frame: CallFrame, result_files: list[tuple[str, bool, str | None]]
     ) -> None:
-        tasks: frozenset[tuple[str, str]] = frozenset(((frame.task.name, frame.task.hash),))
+        task = frame.task
+        tasks = self.own_tasks.get(task.hash)
+        if tasks is None:
+            tasks = self.own_tasks[task.hash] = frozenset(((task.name, task.hash),))
         files: frozenset[tuple[str, bool, str | None]] = EMPTY
         own_files = frame.arg_files + result_files
         if own_files:
@@ -1178,8 +1194,12 @@ def _substitute(value: Any, frames: dict[int, Frame]) -> Any:
     if cls is list:
         return [_substitute(v, frames) for v in value]
     if cls is tuple:
-        return tuple([_substitute(v, frames) for v in value])
+        items = [_substitute(v, frames) for v in value]
+        # Unchanged argument tuples are kept, not copied (a million calls' worth).
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
     if cls is dict:
+        if not value:
+            return value
         return {_substitute(k, frames): _substitute(v, frames) for k, v in value.items()}
     if cls is set or cls is frozenset:
         return cls(_substitute(v, frames) for v in value)

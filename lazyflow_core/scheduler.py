@@ -161,6 +161,12 @@ class Scheduler:
             raise
         except BaseException as exc:
             summary.error = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, Exception):
+                # Interrupted (Ctrl-C, an orchestrator's timeout): jobs may still be
+                # running; stop them rather than leave them behind.
+                status = "cancelled"
+                for executor in self.executors.values():
+                    executor.shutdown(cancel=True)
             raise
         finally:
             with self._lock:
@@ -218,10 +224,14 @@ class Scheduler:
         if ev is not None:
             ev.cancel()
 
-    def close(self) -> None:
-        """Shut down executor pools and the store connection."""
+    def close(self, *, cancel: bool = False) -> None:
+        """Shut down executor pools and the store connection.
+
+        With `cancel`, queued jobs are dropped and worker processes are stopped instead
+        of waiting for running jobs to finish.
+        """
         for executor in self.executors.values():
-            executor.shutdown()
+            executor.shutdown(cancel=cancel)
         if self._store is not None and (self._db is None or isinstance(self._db, str)):
             self._store.close()  # only a store this scheduler opened itself
 

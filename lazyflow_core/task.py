@@ -24,6 +24,7 @@ from .errors import TaskCallError, TaskDefinitionError
 from .expression import CallExpression, format_args
 from .hashing import hash_struct
 
+_NO_KWARGS: dict[str, Any] = {}  # shared by calls without keyword arguments; never mutated
 _registry: weakref.WeakValueDictionary[str, Task] = weakref.WeakValueDictionary()
 
 
@@ -160,7 +161,7 @@ class Task:
     # -- calling ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> CallExpression:
         self.check_call(args, kwargs)
-        return CallExpression(self, args, kwargs)
+        return CallExpression(self, args, kwargs or _NO_KWARGS)
 
     def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise `TaskCallError` if the arguments cannot bind to the signature."""

@@ -82,7 +82,6 @@ calls = Table(
     Column("job_id", String(32)),
     Column("created_at", Float),
     Index("ix_lf_calls_result_hash", "result_hash"),
-    Index("ix_lf_calls_task_hash", "task_hash"),
     sqlite_with_rowid=False,
 )
 

@@ -233,10 +233,12 @@ class Store:
         return {call_hash: (result, vset) for call_hash, result, vset in rows}
 
     def tasks_with_calls(self, task_hashes: Sequence[str]) -> set[str]:
-        """Which of these task hashes have any cached call (to skip hopeless lookups)."""
-        rows = self._select_in(
-            "SELECT DISTINCT task_hash FROM lf_calls WHERE task_hash IN ({marks})", task_hashes
-        )
+        """Which of these task versions have ever recorded a call (else lookups are futile).
+
+        A task version is written to ``lf_tasks`` with the first call it records, so its
+        primary key answers this without an index on ``lf_calls.task_hash``.
+        """
+        rows = self._select_in("SELECT hash FROM lf_tasks WHERE hash IN ({marks})", task_hashes)
         return {r[0] for r in rows}
 
     def load_validation_sets(

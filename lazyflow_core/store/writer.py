@@ -130,6 +130,16 @@ class StoreWriter:
         """Queue a value; if `data` is None the writer thread pickles `value` itself."""
         self._queue.append(("value_replace" if replace else "value", (value_hash, value, data)))
 
+    @property
+    def backlog(self) -> int:
+        """Records queued and not yet written."""
+        return len(self._queue)
+
+    def wait_below(self, records: int) -> None:
+        """Block until the backlog is under `records` (backpressure for huge runs)."""
+        while len(self._queue) > records and self._thread.is_alive():
+            time.sleep(0.005)
+
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
         done = threading.Event()

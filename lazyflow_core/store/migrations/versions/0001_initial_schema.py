@@ -51,7 +51,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("lf_calls", schema=None) as batch_op:
         batch_op.create_index("ix_lf_calls_result_hash", ["result_hash"], unique=False)
-        batch_op.create_index("ix_lf_calls_task_hash", ["task_hash"], unique=False)
 
     op.create_table(
         "lf_execution_tags",
@@ -179,7 +178,6 @@ def downgrade() -> None:
 
     op.drop_table("lf_execution_tags")
     with op.batch_alter_table("lf_calls", schema=None) as batch_op:
-        batch_op.drop_index("ix_lf_calls_task_hash")
         batch_op.drop_index("ix_lf_calls_result_hash")
 
     op.drop_table("lf_calls")
