@@ -19,9 +19,12 @@ has none, so the secret can stay in the masked password field.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from airflow.sdk import BaseHook
+
+from lazyflow_airflow.provider import UI_FIELD_BEHAVIOUR
 
 CONN_TYPE = "lazyflow"
 DEFAULT_CONN_ID = "lazyflow_default"
@@ -105,7 +108,8 @@ class LazyFlowHook(BaseHook):
         try:
             from lazyflow_core import Scheduler
 
-            Scheduler(db=self.get_store_url()).store  # noqa: B018 - opening is the test
+            with Scheduler(db=self.get_store_url()) as sched:
+                sched.store  # noqa: B018 - opening (and migrating) the store is the test
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         return True, "lazyflow store opened"
@@ -113,14 +117,4 @@ class LazyFlowHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Labels for the connection form in the Airflow UI."""
-        return {
-            "hidden-fields": [],
-            "relabeling": {"schema": "Database", "host": "Host (or full store URL)"},
-            "placeholders": {
-                "host": "db.internal, or postgresql+psycopg://user@db.internal:5432/lazyflow",
-                "schema": "lazyflow",
-                "port": "5432",
-                "extra": '{"db": "sqlite:////data/lazyflow.db"} or '
-                '{"dialect": "postgresql+psycopg"}',
-            },
-        }
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)

@@ -13,7 +13,7 @@ does, in order:
    ``lazyflow_summary`` (also when the run failed), and return the result: as it is when
    it is small plain JSON, else as a reference that `load_result` loads back.
 
-Errors: a workflow that cannot be imported or called (`WorkflowImportError`,
+Errors: a workflow that cannot be imported or called (`WorkflowImportError`, `ExecutorError`,
 `TaskCallError`, `HashingError`) will fail the same way on every try, so it raises
 ``AirflowFailException`` and Airflow does not retry. Everything else (a task's own
 exception, a lost database, a killed worker) propagates and Airflow retries; since every
@@ -31,7 +31,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from lazyflow_airflow.hooks import DEFAULT_CONN_ID, LazyFlowHook, redact_url
 from lazyflow_airflow.lineage import file_paths, operator_lineage
-from lazyflow_airflow.links import SUMMARY_XCOM_KEY, LazyFlowExecutionLink, viz_url
+from lazyflow_airflow.links import (
+    SUMMARY_XCOM_KEY,
+    LazyFlowExecutionLink,
+    publish_viz,
+    viz_dir,
+    viz_url,
+)
 from lazyflow_airflow.reporting import JobLogger, format_summary
 from lazyflow_airflow.results import DEFAULT_XCOM_MAX_BYTES, fits_in_xcom, make_ref
 
@@ -113,12 +119,19 @@ class LazyFlowOperator(BaseOperator):
         self.max_job_lines = max_job_lines
         self.lazyflow_execution_id: str | None = None
         self._scheduler: Any = None
+        self._summary: Any = None
         self._lineage_inputs: list[str] = []
         self._lineage_outputs: list[str] = []
 
     # -- execution -----------------------------------------------------------------
     def execute(self, context: Context) -> Any:
-        from lazyflow_core import HashingError, Scheduler, TaskCallError, WorkflowImportError
+        from lazyflow_core import (
+            ExecutorError,
+            HashingError,
+            Scheduler,
+            TaskCallError,
+            WorkflowImportError,
+        )
 
         try:
             workflow = self._load_workflow()
@@ -132,7 +145,10 @@ class LazyFlowOperator(BaseOperator):
             scheduler_kwargs["executor"] = self.lazyflow_executor
         if self.max_workers is not None:
             scheduler_kwargs["max_workers"] = self.max_workers
-        sched = Scheduler(db=db, **scheduler_kwargs)
+        try:
+            sched = Scheduler(db=db, **scheduler_kwargs)
+        except ExecutorError as exc:
+            raise AirflowFailException(f"lazyflow executor is misconfigured: {exc}") from exc
         self._scheduler = sched
         self._lineage_inputs = file_paths([self.op_args, self.op_kwargs])
         self.log.info(
@@ -141,9 +157,11 @@ class LazyFlowOperator(BaseOperator):
             _store_label(db, conn_id),
             tags,
         )
+        finished = False
         try:
             expr = workflow(*self.op_args, **self.op_kwargs)
             result = sched.run(expr, cache=self.cache, tags=tags)
+            finished = True
         except (TaskCallError, HashingError) as exc:
             raise AirflowFailException(
                 f"lazyflow workflow {_workflow_name(workflow)} rejected its arguments "
@@ -152,11 +170,13 @@ class LazyFlowOperator(BaseOperator):
         finally:
             self._scheduler = None
             self._report(context, sched)
+            _close(sched, cancel=not finished)
 
         self._lineage_outputs = file_paths(result)
         if not self.do_xcom_push:
             return None
-        return self._to_xcom(result, sched, db, conn_id)
+        # The URL the scheduler resolved (db=None means LAZYFLOW_DB or lazyflow's default).
+        return self._to_xcom(result, str(sched.store.url), conn_id)
 
     def on_kill(self) -> None:
         """Cancel the running workflow: running jobs are stopped, nothing new starts."""
@@ -170,11 +190,13 @@ class LazyFlowOperator(BaseOperator):
         from lazyflow_core import Task, load_task, task
 
         if isinstance(self.workflow, str):
-            return load_task(self.workflow)  # type: ignore[no-any-return]
+            return load_task(self.workflow)
         if isinstance(self.workflow, Task):
             return self.workflow
-        # A plain function (from @task.lazyflow): lazyflow treats it as one task.
-        return task(self.workflow)  # type: ignore[no-any-return]
+        # A plain function (from @task.lazyflow) becomes the entry task. DAG files are
+        # imported under generated module names, so name it after the DAG instead.
+        name = getattr(self.workflow, "__name__", None) or self.task_id
+        return task(name=name, namespace=f"airflow.{self.dag_id}")(self.workflow)
 
     def _resolve_store(self) -> tuple[str | None, str | None]:
         """(store URL or None for lazyflow's default, Airflow connection id used)."""
@@ -209,6 +231,7 @@ class LazyFlowOperator(BaseOperator):
     def _report(self, context: Context, sched: Any) -> None:
         """Summary table to the log, summary and view URL to XCom; never raises."""
         summary = getattr(sched, "last_run", None)
+        self._summary = summary
         if summary is None:
             return
         try:
@@ -216,25 +239,46 @@ class LazyFlowOperator(BaseOperator):
             self.log.info("%s", format_summary(summary))
             ti = context["ti"]
             ti.xcom_push(key=SUMMARY_XCOM_KEY, value=summary.to_dict())
-            url = viz_url(self.lazyflow_execution_id)
-            if url:
-                self.log.info("lazyflow: call graph at %s", url)
-                ti.xcom_push(key=VIZ_URL_XCOM_KEY, value=url)
         except Exception:  # reporting must not hide the run's own outcome
             self.log.exception("lazyflow: could not report the run summary")
+            return
+        self._publish_view(context, sched, self.lazyflow_execution_id)
 
-    def _to_xcom(self, result: Any, sched: Any, db: str | None, conn_id: str | None) -> Any:
+    def _publish_view(self, context: Context, sched: Any, execution_id: str) -> None:
+        """Write the HTML call graph to ``[lazyflow] viz_dir`` and push its URL."""
+        try:
+            folder = viz_dir()
+            if folder:
+                page = publish_viz(execution_id, str(sched.store.url), folder)
+                self.log.info("lazyflow: call graph written to %s", page)
+            url = viz_url(execution_id)
+            if url:
+                self.log.info("lazyflow: call graph at %s", url)
+                context["ti"].xcom_push(key=VIZ_URL_XCOM_KEY, value=url)
+        except Exception:
+            self.log.warning("lazyflow: could not publish the call graph", exc_info=True)
+
+    def _to_xcom(self, result: Any, store_url: str, conn_id: str | None) -> Any:
         if fits_in_xcom(result, self.xcom_max_bytes):
             return result
-        value_hash = _result_hash(sched)
-        store_url = getattr(sched.store, "url", None) or db or ""
-        ref = make_ref(result, value_hash, db=redact_url(str(store_url)), conn_id=conn_id)
+        ref = make_ref(result, self._result_hash(), db=redact_url(store_url), conn_id=conn_id)
         self.log.info(
             "lazyflow: result (%s) is not small plain JSON; pushing reference %s",
             ref["type"],
             ref,
         )
         return ref
+
+    def _result_hash(self) -> str:
+        summary = self._summary
+        value_hash = getattr(summary, "result_hash", None)
+        if not value_hash:
+            raise RuntimeError(
+                "lazyflow: the result is not plain JSON and the run reported no result hash "
+                "(RunSummary.result_hash), so no reference can be pushed; return "
+                "JSON-friendly data or set do_xcom_push=False."
+            )
+        return str(value_hash)
 
     # -- OpenLineage -----------------------------------------------------------------
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -270,13 +314,14 @@ def _store_label(db: str | None, conn_id: str | None) -> str:
     return f"{label} (connection {conn_id!r})" if conn_id else label
 
 
-def _result_hash(sched: Any) -> str:
-    summary = sched.last_run
-    value_hash = getattr(summary, "result_hash", None)
-    if not value_hash:
-        raise RuntimeError(
-            "lazyflow: the result is not plain JSON, and this lazyflow_core does not report "
-            "the result's value hash (RunSummary.result_hash), so no reference can be "
-            "pushed; return JSON-friendly data or set do_xcom_push=False."
-        )
-    return str(value_hash)
+def _close(sched: Any, *, cancel: bool) -> None:
+    """Release the scheduler's pools and store connections.
+
+    After a failed or interrupted run (an Airflow execution timeout raises inside
+    ``Scheduler.run``), jobs may still be running: stop them rather than wait, so a
+    killed Airflow task leaves no worker processes behind.
+    """
+    if cancel:
+        for executor in getattr(sched, "executors", {}).values():
+            executor.shutdown(cancel=True)
+    sched.close()

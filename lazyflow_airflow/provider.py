@@ -15,6 +15,19 @@ from typing import Any
 
 from lazyflow_airflow._version import __version__
 
+# Labels of the connection form in the Airflow UI (also LazyFlowHook.get_ui_field_behaviour).
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": [],
+    "relabeling": {"schema": "Database", "host": "Host (or full store URL)"},
+    "placeholders": {
+        "host": "db.internal, or postgresql+psycopg://user@db.internal:5432/lazyflow",
+        "schema": "lazyflow",
+        "port": "5432",
+        "login": "lazyflow",
+        "extra": '{"db": "sqlite:////data/lazyflow.db"} or {"dialect": "postgresql+psycopg"}',
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     """Describe the lazyflow provider to Airflow's ProvidersManager."""
@@ -49,6 +62,7 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "lazyflow",
                 "hook-class-name": "lazyflow_airflow.hooks.LazyFlowHook",
                 "hook-name": "lazyflow store",
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
         "task-decorators": [
@@ -72,6 +86,17 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "https://lazyflow.example.com/runs",
+                        "default": "",
+                    },
+                    "viz_dir": {
+                        "description": (
+                            "Folder (local path or fsspec URL) where LazyFlowOperator writes "
+                            "each execution's HTML call graph as '<execution_id>.html'. "
+                            "Serve it at viz_base_url to make the extra link work."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/lazyflow-runs",
                         "default": "",
                     },
                     "conn_id": {

@@ -76,8 +76,8 @@ def load_result(ref: Any, *, db: str | None = None) -> Any:
     url = db or _url_from_ref(ref)
     from lazyflow_core import Scheduler
 
-    store = Scheduler(db=url).store
-    return store.load_value(ref[REF_KEY])
+    with Scheduler(db=url) as sched:
+        return sched.store.load_value(ref[REF_KEY])
 
 
 def _url_from_ref(ref: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import importlib.util
 import itertools
 import json
 import os
@@ -30,17 +31,14 @@ import pytest
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-try:
-    import airflow  # noqa: F401 - only checks that the extra is installed
-except ImportError:  # the [airflow] extra is not installed: nothing here can run
+if importlib.util.find_spec("airflow") is None:  # the [airflow] extra is not installed
     collect_ignore_glob = ["*"]
-    AIRFLOW_HOME = None
+    AIRFLOW_HOME: Path | None = None
 else:
+    # Before anything imports Airflow: it reads its configuration on first import.
     _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix=f"lazyflow-airflow-{_worker}-"))
     atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
-
-if AIRFLOW_HOME is not None:
     _dags = AIRFLOW_HOME / "dags"
     _dags.mkdir()
     (_dags / "tests").symlink_to(HERE / "dags", target_is_directory=True)
@@ -52,7 +50,7 @@ if AIRFLOW_HOME is not None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(_dags),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            # No lineage events unless a test configures a transport.
+            # No lineage events unless a test configures a transport (test_lineage).
             "AIRFLOW__OPENLINEAGE__DISABLED": "True",
         }
     )
@@ -130,7 +128,7 @@ def dagbag(airflow_db: Path) -> Any:
     """Every DAG of the session's dags folder, parsed the way Airflow parses them."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(airflow_db / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(airflow_db / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag
 
@@ -146,7 +144,7 @@ class DagRunner:
         """Run `dag_id` once, with a fresh logical date and ``dag_run.conf = conf``."""
         dag = self._bag.get_dag(dag_id)
         assert dag is not None, f"no DAG {dag_id!r} in {sorted(self._bag.dag_ids)}"
-        day = datetime.datetime(2024, 3, 1, tzinfo=datetime.timezone.utc)
+        day = datetime.datetime(2024, 3, 1, tzinfo=datetime.UTC)
         logical_date = day + datetime.timedelta(days=next(self._runs))
         conf = {k: str(v) if isinstance(v, Path) else v for k, v in conf.items()}
         return dag.test(logical_date=logical_date, run_conf=conf)
@@ -154,9 +152,7 @@ class DagRunner:
     @staticmethod
     def states(dag_run: Any) -> dict[str, tuple[str, int]]:
         """task_id -> (state, try_number) of a finished run."""
-        return {
-            ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()
-        }
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
 
 
 @pytest.fixture
@@ -185,3 +181,24 @@ def recorded(counter_dir: Path, name: str) -> dict[str, Any]:
 def xcom_record() -> Any:
     """recorded(counter_dir, name): the XCom values that reached the downstream task."""
     return recorded
+
+
+def xcom_value(dag_run: Any, task_id: str, key: str = "return_value") -> Any:
+    """The XCom `key` that `task_id` pushed in `dag_run`, read from the metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key
+            )
+        ).first()
+        assert row is not None, f"no XCom {key!r} from {task_id!r}"
+        return XComModel.deserialize_value(row)
+
+
+@pytest.fixture
+def xcom() -> Any:
+    """xcom(dag_run, task_id, key="return_value"): an XCom of a finished run."""
+    return xcom_value

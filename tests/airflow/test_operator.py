@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -87,12 +91,18 @@ def test_retry_reruns_only_the_failed_call(
 
 
 def test_import_error_and_bad_arguments_fail_without_retry(
-    run_dag: Any, counter_dir: Path, tmp_path: Path
+    run_dag: Any, counter_dir: Path, executions: Any, tmp_path: Path
 ) -> None:
-    """WorkflowImportError and TaskCallError raise AirflowFailException: no retries used."""
+    """Import, argument, hashing and executor errors raise AirflowFailException: no retry."""
     dr = run_dag("lf_fail_fast", db=f"sqlite:///{tmp_path}/lf.db", counter_dir=counter_dir)
 
-    assert run_dag.states(dr) == {"bad_import": (FAILED, 1), "bad_args": (FAILED, 1)}
+    assert run_dag.states(dr) == {
+        "bad_import": (FAILED, 1),
+        "bad_args": (FAILED, 1),
+        "unhashable_arg": (FAILED, 1),
+        "unknown_executor": (FAILED, 1),
+    }
+    assert executions(counter_dir, "square") == 0
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
@@ -128,8 +138,8 @@ def test_connection_supplies_the_store(
     from lazyflow_core import Scheduler, load_task
 
     wf = load_task(f"{Path(__file__).parent / 'workflows.py'}:sum_of_squares")
-    sched = Scheduler(db=url)
-    assert sched.run(wf(3, str(counter_dir))) == 5
+    with Scheduler(db=url) as sched:
+        assert sched.run(wf(3, str(counter_dir))) == 5
     assert sched.last_run is not None and sched.last_run.executed == 0
     assert executions(counter_dir, "square") == 3
 
@@ -178,6 +188,38 @@ def test_execution_timeout_cancels_the_workflow(
     assert not _alive(pid), f"lazyflow worker process {pid} outlived the cancelled task"
 
 
+def test_sigterm_calls_on_kill_which_cancels_the_workflow(
+    run_dag: Any, counter_dir: Path, tmp_path: Path
+) -> None:
+    """SIGTERM (how Airflow stops a task) runs on_kill: the run is cancelled, no orphans."""
+    pid_file = counter_dir / "pid"
+
+    def terminate_when_started() -> None:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    killer = threading.Thread(target=terminate_when_started, daemon=True)
+    killer.start()
+    try:
+        started = time.monotonic()
+        dr = run_dag("lf_cancel", db=f"sqlite:///{tmp_path}/lf.db", counter_dir=counter_dir)
+    finally:
+        killer.join(timeout=30)
+        signal.signal(signal.SIGTERM, previous)  # Airflow's task runner installed its own
+
+    assert run_dag.states(dr)["lf"] == (FAILED, 1)
+    assert time.monotonic() - started < 45
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"lazyflow worker process {pid} outlived the cancelled task"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -188,3 +230,38 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_execution_is_tagged_and_linked_from_the_task(
+    run_dag: Any,
+    counter_dir: Path,
+    xcom_record: Any,
+    xcom: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tags find the run with `lazyflow log`; viz_dir gets the page the extra link names."""
+    monkeypatch.setenv("AIRFLOW__LAZYFLOW__VIZ_DIR", str(tmp_path / "views"))
+    monkeypatch.setenv("AIRFLOW__LAZYFLOW__VIZ_BASE_URL", "https://viz.example/runs/")
+    db = f"sqlite:///{tmp_path}/lf.db"
+
+    dr = run_dag("lf_basic", db=db, counter_dir=counter_dir)
+
+    execution_id = xcom_record(counter_dir, "basic")["summary"]["execution_id"]
+    assert xcom(dr, "lf", "_link_LazyFlowExecutionLink") == (
+        f"https://viz.example/runs/{execution_id}.html"
+    )
+    assert "<svg" in (tmp_path / "views" / f"{execution_id}.html").read_text()
+    listed = _lazyflow_cli(
+        "log", "--db", db, "--json", "--tag", "dag_id=lf_basic", "--tag", f"run_id={dr.run_id}"
+    )
+    assert [e["id"] for e in json.loads(listed)] == [execution_id]
+    for tag in ("task_id=lf", "try_number=1", "map_index=-1", "team=tests"):
+        assert execution_id in _lazyflow_cli("log", "--db", db, "--json", "--tag", tag)
+
+
+def _lazyflow_cli(*args: str) -> str:
+    script = Path(sys.executable).with_name("lazyflow")
+    return subprocess.run(
+        [str(script), *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout

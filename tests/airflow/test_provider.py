@@ -42,9 +42,9 @@ def test_provider_info_matches_airflow_schema() -> None:
 
 def test_connection_type_is_registered(airflow_db: Path) -> None:
     """ProvidersManager maps conn_type 'lazyflow' to LazyFlowHook."""
-    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    hook = ProvidersManager().hooks["lazyflow"]
+    hook = ProvidersManagerTaskRuntime().hooks["lazyflow"]
     assert hook is not None
     assert hook.hook_class_name == "lazyflow_airflow.hooks.LazyFlowHook"
     assert hook.connection_id_attribute_name == "lazyflow_conn_id"
@@ -59,10 +59,13 @@ def test_task_decorator_is_registered() -> None:
     assert task.lazyflow is lazyflow_task
 
 
-def test_extra_link_is_registered(airflow_db: Path) -> None:
+def test_extra_link_and_form_fields_are_registered(airflow_db: Path) -> None:
+    """The UI knows the "lazyflow run" link and the labels of the connection form."""
     from airflow.providers_manager import ProvidersManager
 
-    assert "lazyflow_airflow.links.LazyFlowExecutionLink" in ProvidersManager().extra_links_class_names
+    manager = ProvidersManager()
+    assert "lazyflow_airflow.links.LazyFlowExecutionLink" in manager.extra_links_class_names
+    assert manager.field_behaviours["lazyflow"]["relabeling"]["schema"] == "Database"
 
 
 class _Conn:
@@ -80,7 +83,13 @@ class _Conn:
     [
         ({"extra": {"db": "sqlite:////data/lf.db"}}, "sqlite:////data/lf.db"),
         (
-            {"host": "db.internal", "port": 5432, "login": "lf", "password": "s3cret", "schema": "c"},
+            {
+                "host": "db.internal",
+                "port": 5432,
+                "login": "lf",
+                "password": "s3cret",
+                "schema": "c",
+            },
             "postgresql+psycopg://lf:s3cret@db.internal:5432/c",
         ),
         (
@@ -109,3 +118,19 @@ def test_connection_without_store_is_an_error_that_says_how_to_fix_it() -> None:
 
     with pytest.raises(LazyFlowConnectionError, match="extra"):
         store_url_from_connection(_Conn(conn_id="empty"))
+
+
+def test_hook_reads_the_connection_and_opens_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LazyFlowHook resolves lazyflow_default and its test_connection opens the store."""
+    from lazyflow_airflow import LazyFlowHook
+
+    url = f"sqlite:///{tmp_path}/hook.db"
+    conn = {"conn_type": "lazyflow", "extra": {"db": url}}
+    monkeypatch.setenv("AIRFLOW_CONN_LAZYFLOW_DEFAULT", json.dumps(conn))
+
+    hook = LazyFlowHook()
+    assert hook.get_store_url() == url
+    assert hook.test_connection() == (True, "lazyflow store opened")
+    assert (tmp_path / "hook.db").exists()

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -19,7 +20,7 @@ from airflow.sdk import DAG, task
 from lazyflow_airflow import LazyFlowOperator, lazyflow_task, load_result
 
 WF = str(Path(__file__).resolve().parents[1] / "workflows.py")
-START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 CONF_DB = "{{ dag_run.conf['db'] }}"
 CONF_DIR = "{{ dag_run.conf['counter_dir'] }}"
 NO_DELAY = datetime.timedelta(seconds=0)
@@ -86,13 +87,28 @@ with DAG("lf_fail_fast", schedule=None, start_date=START) as lf_fail_fast:
         retries=3,
         retry_delay=NO_DELAY,
     )
+    LazyFlowOperator(
+        task_id="unhashable_arg",
+        workflow=f"{WF}:square",
+        op_kwargs={"x": threading.Lock(), "counter_dir": CONF_DIR},
+        db=CONF_DB,
+        retries=3,
+        retry_delay=NO_DELAY,
+    )
+    LazyFlowOperator(
+        task_id="unknown_executor",
+        workflow=f"{WF}:square",
+        op_kwargs={"x": 1, "counter_dir": CONF_DIR},
+        db=CONF_DB,
+        executor="no_such_executor",
+        retries=3,
+        retry_delay=NO_DELAY,
+    )
 
 
 with DAG("lf_conn", schedule=None, start_date=START) as lf_conn:
     # No db=: the store comes from the Airflow connection lazyflow_default.
-    lf = LazyFlowOperator(
-        task_id="lf", workflow=f"{WF}:sum_of_squares", op_args=[3, CONF_DIR]
-    )
+    lf = LazyFlowOperator(task_id="lf", workflow=f"{WF}:sum_of_squares", op_args=[3, CONF_DIR])
     record("conn", lf.output)
 
 
@@ -150,8 +166,18 @@ with DAG("lf_kill", schedule=None, start_date=START) as lf_kill:
     LazyFlowOperator(
         task_id="lf",
         workflow=f"{WF}:sleepy",
-        op_kwargs={"seconds": 60, "pid_file": "{{ dag_run.conf['counter_dir'] }}/pid"},
+        op_kwargs={"seconds": 120, "pid_file": "{{ dag_run.conf['counter_dir'] }}/pid"},
         db=CONF_DB,
         executor="processes",
-        execution_timeout=datetime.timedelta(seconds=4),
+        execution_timeout=datetime.timedelta(seconds=10),
+    )
+
+
+with DAG("lf_cancel", schedule=None, start_date=START) as lf_cancel:
+    LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:sleepy",
+        op_kwargs={"seconds": 120, "pid_file": "{{ dag_run.conf['counter_dir'] }}/pid"},
+        db=CONF_DB,
+        executor="processes",
     )
