@@ -219,7 +219,7 @@ class CallFrame(Frame):
         "digest",
         "expr",
         "files",
-        "job_id",
+        "job_no",
         "kwargs",
         "phase",
         "result",
@@ -229,7 +229,7 @@ class CallFrame(Frame):
         "vset_hash",
     )
 
-    def __init__(self, expr: CallExpression, context: CallFrame | None, job_id: str) -> None:
+    def __init__(self, expr: CallExpression, context: CallFrame | None, job_no: int) -> None:
         super().__init__(context)
         self.expr = expr
         self.task: Task = expr.task
@@ -240,7 +240,7 @@ class CallFrame(Frame):
         self.arg_files: list[tuple[str, bool, str | None]] = []
         self.args: tuple[Any, ...] = ()
         self.kwargs: dict[str, Any] = {}
-        self.job_id = job_id
+        self.job_no = job_no
         self.attempts = 0
         self.cached = False
         self.alias: CallFrame | None = None
@@ -318,7 +318,8 @@ class Evaluator:
         self.cancelled = False
         self.stopping = False
         self.summary = RunSummary(execution_id=execution_id)
-        self.stored_values: set[str] = set()
+        # Digests (the bytes objects frames already hold) of values known to be stored.
+        self.stored_values: set[bytes] = set()
         self.corrupt_values: set[str] = set()
         self.recorded_tasks: set[str] = set()
         self.vsets: dict[tuple[frozenset[Any], frozenset[Any]], str] = {}
@@ -385,7 +386,7 @@ class Evaluator:
         if frame is None:
             if isinstance(expr, CallExpression):
                 self.job_counter += 1
-                frame = CallFrame(expr, context, f"{self.job_prefix}{self.job_counter:016x}")
+                frame = CallFrame(expr, context, self.job_counter)
                 if context is not None:
                     context.children.append(frame)
             elif isinstance(expr, ApplyExpression):
@@ -627,7 +628,7 @@ class Evaluator:
         self.known[id(value)] = digest
         frame.tasks, frame.files = self.loaded_vsets[vset_hash]
         frame.vset_hash = vset_hash
-        self.stored_values.add(result_hash)
+        self.stored_values.add(digest)
         now = time.time()
         s = self.summary
         s.jobs += 1
@@ -705,7 +706,7 @@ class Evaluator:
             frame.started = time.time()
             if self.listeners:
                 self._emit("started", frame, None)
-        spec = JobSpec(frame.job_id, frame.task, frame.args, frame.kwargs, frame.attempts)
+        spec = JobSpec(self.job_id(frame), frame.task, frame.args, frame.kwargs, frame.attempts)
         self.handle_outcome(frame, run_job(spec))
 
     def _submit_now(self, frame: CallFrame, executor: Executor) -> None:
@@ -717,7 +718,7 @@ class Evaluator:
         frame.attempts += 1
         if frame.attempts == 1:
             frame.started = time.time()
-        spec = JobSpec(frame.job_id, task, frame.args, frame.kwargs, frame.attempts)
+        spec = JobSpec(self.job_id(frame), task, frame.args, frame.kwargs, frame.attempts)
         try:
             future = executor.submit(spec)
         except Exception as exc:
@@ -840,7 +841,7 @@ class Evaluator:
         note = (
             f"lazyflow: raised in task {task.name} called as "
             f"{task.short_name}({format_args(frame.args, frame.kwargs)})"
-            f" [job {frame.job_id[:8]}, attempt {frame.attempts}]"
+            f" [job {self.job_id(frame)[:8]}, attempt {frame.attempts}]"
         )
         if note not in getattr(exc, "__notes__", ()):
             exc.add_note(note)
@@ -961,8 +962,8 @@ class Evaluator:
             writer.put("task", (task.hash, task.name, task.module, task.source, now))
         result_hash = digest.hex()
         replace = result_hash in self.corrupt_values
-        if replace or result_hash not in self.stored_values:
-            self.stored_values.add(result_hash)
+        if replace or digest not in self.stored_values:
+            self.stored_values.add(digest)
             self.corrupt_values.discard(result_hash)
             writer.put_value(result_hash, value, out.data if out is not None else None, replace)
         call_hash = frame.call_hash
@@ -970,8 +971,8 @@ class Evaluator:
         for position, (name, arg_digest) in enumerate(frame.arg_digests):
             arg_hash = arg_digest.hex()
             writer.put("arg", (call_hash, position, name, arg_hash))
-            if arg_hash not in self.stored_values:
-                self.stored_values.add(arg_hash)
+            if arg_digest not in self.stored_values:
+                self.stored_values.add(arg_digest)
                 writer.put_value(arg_hash, _bound_value(frame, position, name), None)
         if frame.children:
             writer.put("children_reset", (call_hash,))
@@ -984,7 +985,16 @@ class Evaluator:
             writer.put("file", (call_hash, "input", path, file_hash, now))
         writer.put(
             "call",
-            (call_hash, task.hash, task.name, result_hash, frame.vset_hash, eid, frame.job_id, now),
+            (
+                call_hash,
+                task.hash,
+                task.name,
+                result_hash,
+                frame.vset_hash,
+                eid,
+                self.job_id(frame),
+                now,
+            ),
         )
 
     # -- dry run (explain) ---------------------------------------------------------------
@@ -1083,6 +1093,13 @@ class Evaluator:
                 )
 
     # -- reporting ---------------------------------------------------------------------
+    def job_id(self, frame: CallFrame) -> str:
+        """A job's id: the execution's random prefix and the frame's counter.
+
+        Built on demand: keeping a million id strings alive costs more than making them.
+        """
+        return f"{self.job_prefix}{frame.job_no:016x}"
+
     def _counts(self, task: Task) -> TaskCounts:
         counts = self.summary.by_task.get(task.name)
         if counts is None:
@@ -1095,7 +1112,7 @@ class Evaluator:
         event = JobEvent(
             kind=kind,
             execution_id=self.execution_id,
-            job_id=frame.job_id,
+            job_id=self.job_id(frame),
             task_name=frame.task.name,
             call_hash=frame.call_hash,
             args_preview=f"{frame.task.short_name}({format_args(frame.args, frame.kwargs)})",
@@ -1129,9 +1146,10 @@ def job_row(
     finished: float,
     error: str | None = None,
 ) -> tuple[Any, ...]:
-    parent = frame.context.job_id if frame.context is not None else None
+    prefix = execution_id[:16]
+    parent = f"{prefix}{frame.context.job_no:016x}" if frame.context is not None else None
     return (
-        frame.job_id,
+        f"{prefix}{frame.job_no:016x}",
         execution_id,
         frame.call_hash,
         frame.task.name,
