@@ -698,6 +698,8 @@ class Evaluator:
                         continue
                     self.probing[task.hash] = probing + 1
             self._submit_now(frame, executor)
+        for executor in self.executors.values():
+            executor.flush()
 
     def _run_inline(self, frame: CallFrame) -> None:
         frame.phase = RUN

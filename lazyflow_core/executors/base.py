@@ -140,6 +140,9 @@ class Executor(ABC):
     def submit(self, spec: JobSpec) -> Future[JobOutcome]:
         """Schedule `spec` and return a future of its outcome."""
 
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Send jobs buffered by `submit` (called after each round of submissions)."""
+
     @abstractmethod
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release resources; with `cancel`, drop queued jobs and stop running ones."""

@@ -9,6 +9,7 @@ threads (the scheduler, the store writer) is unsafe.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import pickle
@@ -55,6 +56,34 @@ def _run_remote(spec: JobSpec) -> bytes:
     return cloudpickle.dumps(out, protocol=5)
 
 
+MAX_BATCH = 32
+"""Most jobs sent to a worker process in one message."""
+
+
+def _run_remote_batch(specs: list[JobSpec]) -> list[bytes]:
+    return [_run_remote(spec) for spec in specs]
+
+
+def _unpack(done: Future[list[bytes]], futures: list[Future[JobOutcome]]) -> None:
+    """Runs in the pool's callback thread: unpickle results off the scheduler thread."""
+    try:
+        payloads: list[bytes | BaseException] = list(done.result())
+    except BaseException as exc:  # the worker died
+        payloads = [exc] * len(futures)
+    for payload, fut in zip(payloads, futures, strict=True):
+        try:
+            if isinstance(payload, BaseException):
+                raise payload
+            out: JobOutcome = pickle.loads(payload)
+            if out.error is None:
+                out.value = pickle.loads(out.data) if out.data is not None else None
+                if out.has_expressions:
+                    out.data = None
+        except BaseException as exc:  # the result did not unpickle
+            out = JobOutcome(error=exc)
+        fut.set_result(out)
+
+
 class ProcessExecutor(Executor):
     """Runs jobs in a pool of worker processes."""
 
@@ -63,6 +92,7 @@ class ProcessExecutor(Executor):
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
+        self._buffer: list[tuple[JobSpec, Future[JobOutcome]]] = []
 
     def start(self) -> None:
         if self._pool is None:
@@ -71,27 +101,36 @@ class ProcessExecutor(Executor):
             )
 
     def submit(self, spec: JobSpec) -> Future[JobOutcome]:
+        """Buffer the job; `flush` sends buffered jobs to the workers in batches."""
+        outer: Future[JobOutcome] = Future()
+        self._buffer.append((spec, outer))
+        if len(self._buffer) >= MAX_BATCH * self.max_workers:
+            self.flush()
+        return outer
+
+    def flush(self) -> None:
+        """Send buffered jobs: one message per batch, so tiny jobs share the IPC cost.
+
+        Batches are sized so every worker gets work (at most `MAX_BATCH` jobs each).
+        """
+        if not self._buffer:
+            return
         if self._pool is None:
             self.start()
         assert self._pool is not None  # for mypy: start() set it
-        outer: Future[JobOutcome] = Future()
-        inner = self._pool.submit(_run_remote, _Cloudpickled(spec))  # type: ignore[arg-type]
-
-        def unpack(done: Future[bytes]) -> None:
-            try:
-                out: JobOutcome = pickle.loads(done.result())
-                if out.error is None:
-                    out.value = pickle.loads(out.data) if out.data is not None else None
-                    if out.has_expressions:
-                        out.data = None
-            except BaseException as exc:  # worker died, or the result did not unpickle
-                out = JobOutcome(error=exc)
-            outer.set_result(out)
-
-        inner.add_done_callback(unpack)
-        return outer
+        jobs, self._buffer = self._buffer, []
+        size = max(1, min(MAX_BATCH, len(jobs) // (2 * self.max_workers)))
+        for i in range(0, len(jobs), size):
+            batch = jobs[i : i + size]
+            specs = [spec for spec, _ in batch]
+            futures = [fut for _, fut in batch]
+            inner = self._pool.submit(_run_remote_batch, _Cloudpickled(specs))  # type: ignore[arg-type]
+            inner.add_done_callback(functools.partial(_unpack, futures=futures))
 
     def shutdown(self, *, cancel: bool = False) -> None:
+        if not cancel:
+            self.flush()
+        self._buffer = []
         pool, self._pool = self._pool, None
         if pool is None:
             return
