@@ -189,6 +189,12 @@ class Quote:
 
 def short_repr(value: Any, limit: int = 40) -> str:
     """A one-line repr cut to `limit` characters (for logs and tracebacks)."""
+    path = getattr(value, "path", None)
+    if isinstance(path, str) and type(value).__name__ in ("File", "Dir"):
+        # Keep the end of a path: that is the part that tells files apart.
+        room = max(8, limit - len(type(value).__name__) - 4)
+        shown = path if len(path) <= room else "..." + path[-(room - 3) :]
+        return f"{type(value).__name__}({shown!r})"
     try:
         text = repr(value)
     except Exception:

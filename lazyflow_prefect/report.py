@@ -15,6 +15,7 @@ A workflow can run 100,000 jobs, so both outputs are capped: the table keeps the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -24,8 +25,10 @@ from typing import Any
 
 MAX_TABLE_ROWS = 1_000
 MAX_JOB_LOG_LINES = 1_000
-TABLE_COLUMNS = ("task", "status", "cached", "seconds", "args", "job_id", "error")
+TABLE_COLUMNS = ("task", "status", "cached", "seconds", "call", "job_id", "error")
 _ERROR_PREVIEW = 300
+# Exceptions that stop a run from outside (Prefect timeouts, task cancellation, Ctrl-C).
+_INTERRUPTIONS = (asyncio.CancelledError, TimeoutError, KeyboardInterrupt)
 
 
 @dataclass
@@ -34,7 +37,7 @@ class JobRow:
 
     job_id: str
     task: str
-    args: str
+    call: str
     status: str = "running"
     cached: bool = False
     seconds: float | None = None
@@ -46,7 +49,7 @@ class JobRow:
             "status": self.status,
             "cached": self.cached,
             "seconds": None if self.seconds is None else round(self.seconds, 3),
-            "args": self.args,
+            "call": self.call,
             "job_id": self.job_id,
             "error": self.error,
         }
@@ -105,7 +108,7 @@ class JobCollector:
             if job_id not in self._final:
                 self.total_jobs += 1
                 self._final[job_id] = "running"
-            row = JobRow(job_id=job_id, task=str(event.task_name), args=_preview(event))
+            row = JobRow(job_id=job_id, task=str(event.task_name), call=_preview(event))
             if len(self._rows) < self.max_rows:
                 self._rows[job_id] = row
             elif status == "failed" and len(self._overflow_failed) < self.max_rows:
@@ -126,7 +129,7 @@ class JobCollector:
 
     def _log(self, event: Any) -> None:
         kind = event.kind
-        what = f"{event.task_name}{_call_suffix(event)}"
+        what = _call_label(event)
         if kind == "failed":
             self.logger.error("job %s failed: %s", what, event.error or "unknown error")
             return
@@ -226,6 +229,8 @@ class RunReport:
             cached, failed = counts["cached"], counts["failed"]
             execution_id = collector.execution_id
             status = "failed" if error is not None else "done"
+            if isinstance(error, _INTERRUPTIONS):
+                status = "cancelled"  # timed out or cancelled while the scheduler ran
             summary_error = None
             by_task = {}
         message = summary_error or (_describe(error) if error is not None else None)
@@ -250,7 +255,7 @@ class RunReport:
 
     def state_message(self) -> str:
         """The Prefect final state message, e.g. ``"120 jobs, 118 cached"``."""
-        message = f"{self.jobs} {'job' if self.jobs == 1 else 'jobs'}, {self.cached} cached"
+        message = f"{_plural(self.jobs, 'job')}, {self.cached} cached"
         if self.failed:
             message += f", {self.failed} failed"
         return message
@@ -258,7 +263,7 @@ class RunReport:
     def log_line(self) -> str:
         """The one-line summary logged at the end of the run."""
         return (
-            f"lazyflow {self.workflow} {self.status}: {self.jobs} jobs, "
+            f"lazyflow {self.workflow} {self.status}: {_plural(self.jobs, 'job')}, "
             f"{self.executed} executed, {self.cached} cached, {self.failed} failed "
             f"in {format_seconds(self.seconds)} (execution {self.execution_id or '-'})"
         )
@@ -357,8 +362,14 @@ def _preview(event: Any) -> str:
     return _shorten(str(getattr(event, "args_preview", "") or ""), 200)
 
 
-def _call_suffix(event: Any) -> str:
-    return f"({_preview(event)})"
+def _call_label(event: Any) -> str:
+    """How a job is named in log lines: the scheduler's short call preview, e.g.
+    ``square(1, 'a')``, or the task name when there is none."""
+    return _preview(event) or str(event.task_name)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _describe(error: BaseException) -> str:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from prefect import Task
 from prefect.artifacts import (
     acreate_markdown_artifact,
@@ -58,7 +59,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 LOGGER_NAME = "lazyflow.prefect"
-DEFAULT_DB = "sqlite:///.lazyflow/lazyflow.db"
 
 # Tag keys recorded on each lazyflow execution (see `lazyflow log`).
 TAG_FLOW_RUN_ID = "prefect.flow_run_id"
@@ -117,8 +117,10 @@ async def _unwrap_later(result: Any) -> Any:
 
 
 def _no_retry_for_permanent_errors(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
-    """Prefect retry condition: a retry cannot fix a bad reference or bad arguments."""
+    """Prefect retry condition: a retry cannot fix a bad reference, bad arguments, an
+    unknown executor or a cancelled run, so those fail at once."""
     from lazyflow_core import (
+        ExecutorError,
         HashingError,
         RunCancelled,
         TaskCallError,
@@ -126,7 +128,14 @@ def _no_retry_for_permanent_errors(task: Task[..., Any], task_run: TaskRun, stat
         WorkflowImportError,
     )
 
-    permanent = (WorkflowImportError, TaskCallError, HashingError, TaskResultError, RunCancelled)
+    permanent = (
+        WorkflowImportError,
+        TaskCallError,
+        HashingError,
+        TaskResultError,
+        ExecutorError,
+        RunCancelled,
+    )
     return not isinstance(state.data, permanent)
 
 
@@ -136,8 +145,8 @@ def _task_run_name(parameters: dict[str, Any]) -> str:
 
 def workflow_label(workflow: Any) -> str:
     """A short human name for a workflow argument (a Task or a reference string)."""
-    if isinstance(workflow, str):
-        return workflow.rsplit("/", 1)[-1]
+    if isinstance(workflow, str):  # "path/to/wf.py:main" -> "wf.main", "pkg.mod:main" -> same
+        return workflow.rsplit("/", 1)[-1].replace(".py:", ":").replace(":", ".")
     return str(getattr(workflow, "name", None) or getattr(workflow, "__name__", workflow))
 
 
@@ -325,7 +334,10 @@ async def _arun_lazyflow(
                 run.scheduler.cancel()
         report = run.report(error=exc)
         run.log_report(report)
-        await run.apublish(report)
+        # After a timeout or cancellation every await is cancelled again: shield the
+        # artifacts so the run's report still reaches Prefect.
+        with anyio.CancelScope(shield=True):
+            await run.apublish(report)
         raise
     report = run.report()
     run.log_report(report)
@@ -362,11 +374,11 @@ arun_lazyflow.__doc__ = _arun_lazyflow.__doc__
 
 
 def load_workflow(workflow: Any) -> Any:
-    """A lazyflow `Task` from a Task or a ``"module:task"`` / ``"file.py:task"`` string."""
-    from lazyflow_core import Task as LazyflowTask
-    from lazyflow_core import WorkflowImportError, load_task
+    """A lazyflow task from a `Task`, a `Task.partial(...)`, or a ``"module:task"`` /
+    ``"file.py:task"`` reference."""
+    from lazyflow_core import PartialTask, Task, WorkflowImportError, load_task
 
-    if isinstance(workflow, LazyflowTask):
+    if isinstance(workflow, Task | PartialTask):
         return workflow
     if isinstance(workflow, str):
         return load_task(workflow)

@@ -1,40 +1,41 @@
-"""Fixtures for the Prefect adapter tests: a real temporary Prefect server, lazyflow stores.
+"""Fixtures for the Prefect adapter tests: a real temporary Prefect server.
 
 `prefect_harness` starts Prefect's test harness (a server subprocess on a temporary SQLite
 database) once per test session; under pytest-xdist every worker process has its own
 session, so its own server. Tests that need no server (the report rendering) don't use it.
+The lazyflow stores come from tests/conftest.py: ``sqlite_url``, ``pg_url`` and ``db_url``
+(parametrized over both).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 HERE = Path(__file__).parent
-# The test workflows are imported as `prefect_workflows` (and by reference,
-# "prefect_workflows:fanout"), whatever pytest's import mode.
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-PG_URL = os.environ.get(
-    "LAZYFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+
+if importlib.util.find_spec("prefect") is None:  # the [prefect] extra is not installed
+    collect_ignore_glob = ["*"]
 
 # Prefect's own warnings, scoped to these tests (the suite runs with filterwarnings=error).
 PREFECT_WARNING_FILTERS: list[str] = []
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test of this directory `prefect` and give it Prefect's warning filters.
+    """Mark every test of this directory `prefect`, group it on one xdist worker and give it
+    Prefect's warning filters.
     (Collection hooks of a conftest see the whole session, hence the path check.)"""
     for item in items:
         if HERE in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.prefect)
+            # One worker runs them all (`--dist loadgroup`): one Prefect server per suite.
+            item.add_marker(pytest.mark.xdist_group("prefect"))
             for spec in PREFECT_WARNING_FILTERS:
                 item.add_marker(pytest.mark.filterwarnings(spec))
 
@@ -60,7 +61,7 @@ def prefect_harness() -> Iterator[None]:
 
 @pytest.fixture
 def read_artifacts(prefect_harness: None) -> Callable[[Any], dict[str, Any]]:
-    """Artifacts of a flow run, read back through the Prefect client, by key."""
+    """Artifacts of a flow run, read back through the Prefect client, by key (latest)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -71,6 +72,8 @@ def read_artifacts(prefect_harness: None) -> Callable[[Any], dict[str, Any]]:
                     flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
                 )
             )
+        # A retried task publishes again under the same key: keep the latest version.
+        artifacts.sort(key=lambda artifact: artifact.created)
         return {artifact.key: artifact for artifact in artifacts}
 
     return read
@@ -78,52 +81,7 @@ def read_artifacts(prefect_harness: None) -> Callable[[Any], dict[str, Any]]:
 
 @pytest.fixture
 def marker_dir(tmp_path: Path) -> Path:
-    """Where test workflows record one file per executed call (see prefect_workflows)."""
+    """Where test workflows record one file per executed call (see workflows.py)."""
     path = tmp_path / "calls"
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite lazyflow store for one test."""
-    return f"sqlite:///{tmp_path / 'lazyflow.db'}"
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A private PostgreSQL database for this session on the test server.
-
-    Skips when the server is unreachable, except under CI (env ``CI`` set), where an
-    unreachable server is a failure: CI must exercise the PostgreSQL store.
-    """
-    try:
-        import psycopg
-    except ImportError as exc:  # the "postgres" extra is missing
-        _unavailable(f"psycopg is not installed ({exc}); install lazyflow[postgres]")
-    conninfo = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        admin = psycopg.connect(conninfo, connect_timeout=5, autocommit=True)
-    except Exception as exc:
-        _unavailable(f"PostgreSQL is unreachable at {PG_URL}: {exc}")
-    name = f"lazyflow_prefect_{uuid.uuid4().hex[:12]}"
-    try:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    except Exception:
-        # No right to create databases: share the given one (tests use unique arguments).
-        admin.close()
-        yield PG_URL
-        return
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        try:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            admin.close()
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so PostgreSQL tests must run)", pytrace=False)
-    pytest.skip(reason)

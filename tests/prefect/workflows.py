@@ -8,10 +8,12 @@ file first), which is how tests inject a failure that a retry recovers from.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 from lazyflow_core import task
+from lazyflow_prefect import lazyflow_flow
 
 
 def _record(marker_dir: str, label: str) -> None:
@@ -54,3 +56,24 @@ def fanout(n: int, marker_dir: str) -> int:
 def expected_jobs(n: int) -> int:
     """Calls in one uncached run of fanout(n): fanout, n squares, total."""
     return n + 2
+
+
+@task
+def nap(i: int, seconds: float, marker_dir: str, previous: int | None = None) -> int:
+    time.sleep(seconds)
+    _record(marker_dir, f"nap-{i}")
+    return i
+
+
+@task
+def naps(n: int, seconds: float, marker_dir: str) -> int | None:
+    """A chain of n naps, each waiting for the previous one."""
+    last = None
+    for i in range(n):
+        last = nap(i, seconds, marker_dir, last)
+    return last
+
+
+# A deployable flow: Prefect finds it by the entrypoint "tests/prefect/workflows.py:fanout_flow"
+# (the store comes from LAZYFLOW_DB when it runs).
+fanout_flow = lazyflow_flow(fanout)
