@@ -469,11 +469,28 @@ class Evaluator:
                 continue
             f.state = FAILED
             f.error = err
+            if isinstance(f, CallFrame) and f.phase == RESULT:
+                # Its own job ran, but a call in its result failed: record it as failed
+                # too, so the execution's call tree has its root.
+                self._record_failed_parent(f, err)
             for waiter in f.waiters:
                 if isinstance(waiter, CatchFrame) and waiter.handle(self, err):
                     continue
                 stack.append((waiter, err))
             f.waiters = _NO_WAITERS
+
+    def _record_failed_parent(self, frame: CallFrame, err: BaseException) -> None:
+        now = time.time()
+        self.summary.jobs += 1
+        self.summary.failed += 1
+        self._counts(frame.task).failed += 1
+        error = f"a call it made failed: {type(err).__name__}: {err}"
+        if self.writer is not None:
+            self.writer.put(
+                "job", job_row(self.execution_id, frame, "failed", frame.started, now, error=error)
+            )
+        if self.listeners:
+            self._emit("failed", frame, now - frame.started, error)
 
     # -- calls -------------------------------------------------------------------------
     def prepare_call(self, frame: CallFrame) -> None:
@@ -508,6 +525,8 @@ class Evaluator:
         else:
             call_hash = hash_struct("Uncached", task.hash, uuid.uuid4().hex)
         frame.call_hash = call_hash
+        if self.listeners:
+            self._emit("pending", frame, None)
         first = self.calls.get(call_hash)
         if first is not None and first is not frame:
             frame.alias = first
@@ -843,7 +862,7 @@ class Evaluator:
         note = (
             f"lazyflow: raised in task {task.name} called as "
             f"{task.short_name}({format_args(frame.args, frame.kwargs)})"
-            f" [job {self.job_id(frame)[:8]}, attempt {frame.attempts}]"
+            f" [job {self.execution_id[:8]}.{frame.job_no}, attempt {frame.attempts}]"
         )
         if note not in getattr(exc, "__notes__", ()):
             exc.add_note(note)
@@ -1050,12 +1069,13 @@ class Evaluator:
 
             old = history.task_source(latest) or ""
             new = task.source
-            diff = "".join(
+            diff = "\n".join(
                 difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
+                    old.splitlines(),
+                    new.splitlines(),
                     f"{task.name} (cached)",
                     f"{task.name} (now)",
+                    lineterm="",
                 )
             )
             detail = (

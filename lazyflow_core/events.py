@@ -10,7 +10,7 @@ from typing import Any
 class JobEvent:
     """One job transition, delivered to `Scheduler(listeners=[...])` callables."""
 
-    kind: str  # "started" | "cached" | "done" | "failed" | "retry"
+    kind: str  # "pending" | "started" | "cached" | "done" | "failed" | "retry"
     execution_id: str
     job_id: str
     task_name: str

@@ -43,6 +43,7 @@ from .store import schema
 from .store.sql import Store, open_store, redact, resolve_db_url
 
 _CHUNK = 500
+_HEX = frozenset("0123456789abcdef")
 _CONTAINERS = frozenset({"list", "tuple", "dict", "set", "frozenset"})
 _MAX_PART_BYTES = 8 << 20
 MAX_PARTS = 1000
@@ -186,6 +187,8 @@ class Input:
     parts: list[Input] = field(default_factory=list)
     more_parts: int = 0
     file: FileRecord | None = None
+    # an argument of the call this step ran inside holds the same value (it was passed down)
+    passed_by: tuple[Call, str] | None = None
 
 
 @dataclass(eq=False)
@@ -260,6 +263,32 @@ def job_ref(job_id: str, execution_id: str | None = None) -> str:
     return job_id[:12]
 
 
+def could_feed(
+    producer_job: str, finished: float | None, consumer_job: str, started: float | None
+) -> bool:
+    """Whether a job's result can have been an argument of another job of the execution.
+
+    The producer must have finished before the consumer started. And the evaluator
+    creates a call before the calls its arguments need (``g(f(x))`` numbers ``g`` before
+    ``f``), so a producer numbered before its consumer was not its argument: ``square(4)``
+    returned 16 before ``square(16)`` started, but 16 came from ``range``.
+    """
+    if finished is None or started is None or finished > started:
+        return False
+    p, c = _job_number(producer_job), _job_number(consumer_job)
+    if p is None or c is None or p[0] != c[0]:
+        return True
+    return p[1] > c[1]
+
+
+def _job_number(job_id: str) -> tuple[str, int] | None:
+    """(execution prefix, creation number) of a job id made of both, else None."""
+    tail = job_id[16:]
+    if len(job_id) == 32 and tail.startswith("0000") and all(ch in _HEX for ch in tail):
+        return job_id[:16], int(tail, 16)
+    return None
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -316,7 +345,7 @@ class Provenance:
         """The full id in `column` starting with `ident` (exact match wins)."""
         prefix = ident.strip().lower()
         if not prefix or any(ch not in "0123456789abcdef" for ch in prefix):
-            raise NoSuchRecord(f"{ident!r} is not a {what} id (ids are hexadecimal). {hint}")
+            raise NoSuchRecord(f"{ident!r} is not a valid {what} id (ids are hexadecimal). {hint}")
         found = [
             r[0]
             for r in self._rows(
@@ -328,11 +357,15 @@ class Provenance:
         if not found:
             raise NoSuchRecord(f"no {what} matches {ident!r} in {redact(self.store.url)}. {hint}")
         if len(found) > 1:
-            shown = ", ".join(f[: max(len(prefix) + 4, 8)] for f in found[:5])
+            if what == "job":
+                shown = ", ".join(job_ref(f) for f in found[:5])
+            else:
+                shown = ", ".join(f[: max(len(prefix) + 4, 8)] for f in found[:5])
             more = " and more" if len(found) > 5 else ""
             raise AmbiguousPrefix(
                 f"{what} id prefix {ident!r} is ambiguous: it matches {shown}{more}. "
-                "Give more characters."
+                "Give more characters"
+                + (" or write the job as EXECUTION.N." if what == "job" else ".")
             )
         return str(found[0])
 
@@ -636,46 +669,52 @@ class Provenance:
         return self.calls([chosen]).get(chosen), alternatives
 
     def _producer_before(self, value_hash: str, consumer: str) -> tuple[bool, str | None]:
-        """A call of the consumer's execution that returned the value before the consumer
-        started: ``(True, hash or None)``; ``(False, None)`` when the consumer's job is not
-        recorded."""
+        """A call of the consumer's execution that returned the value and can have fed
+        the consumer (see `could_feed`): ``(True, hash or None)``; ``(False, None)`` when
+        the consumer's job is not recorded."""
         c, j = schema.calls, schema.jobs
         rows = self._rows(
-            select(j.c.execution_id, j.c.started_at, j.c.parent_id)
-            .join(c, and_(c.c.job_id == j.c.id))
+            select(j.c.id, j.c.execution_id, j.c.started_at, j.c.parent_id)
+            .join(c, c.c.job_id == j.c.id)
             .where(c.c.call_hash == consumer)
         )
         if not rows or rows[0].started_at is None:
             return False, None
-        eid, started, parent = rows[0]
+        consumer_job = rows[0]
         found = self._rows(
-            select(j.c.call_hash)
+            select(j.c.call_hash, j.c.id, j.c.finished_at, j.c.execution_id)
             .join(c, c.c.call_hash == j.c.call_hash)
             .where(
-                j.c.execution_id == eid,
+                j.c.execution_id == consumer_job.execution_id,
                 c.c.result_hash == value_hash,
                 j.c.status.in_(("done", "cached")),
-                j.c.finished_at <= started,
+                j.c.finished_at <= consumer_job.started_at,
                 j.c.call_hash != consumer,
             )
-            .order_by(case((j.c.parent_id == parent, 0), else_=1), j.c.finished_at.desc())
-            .limit(1)
+            .order_by(
+                case((j.c.parent_id == consumer_job.parent_id, 0), else_=1),
+                j.c.finished_at.desc(),
+            )
+            .limit(50)
         )
-        return True, (found[0][0] if found else None)
+        for call_hash, job_id, finished, _ in found:
+            if could_feed(job_id, finished, consumer_job.id, consumer_job.started_at):
+                return True, call_hash
+        return True, None
 
     def flows(self, producer: str, consumer: str) -> bool:
         """Whether the result of call `producer` can have reached call `consumer`: in
-        some execution the producer finished before the consumer started (or, with no
-        execution recording both, they were made by the same parent call)."""
+        some execution that recorded both, the producer could feed the consumer (see
+        `could_feed`); with no such execution, whether one parent call made both."""
         j1, j2 = schema.jobs.alias("jp"), schema.jobs.alias("jc")
         both = self._rows(
-            select(j1.c.finished_at <= j2.c.started_at)
+            select(j1.c.id, j1.c.finished_at, j2.c.id, j2.c.started_at)
             .join(j2, j2.c.execution_id == j1.c.execution_id)
             .where(j1.c.call_hash == producer, j2.c.call_hash == consumer)
             .limit(50)
         )
         if both:
-            return any(bool(r[0]) for r in both)
+            return any(could_feed(*r) for r in both)
         return bool(set(self.parents(producer)) & set(self.parents(consumer)))
 
     def _descend(self, call_hash: str, value_hash: str) -> str:
@@ -1063,22 +1102,44 @@ class _LineageWalker:
         self, name: str, value_hash: str, value: Value | None, consumer: Call, level: int
     ) -> Input:
         inp = Input(name=name, value_hash=value_hash, value=value)
-        producer, _ = self.prov.producer(value_hash, consumer=consumer.call_hash)
-        if producer is not None and producer.call_hash != consumer.call_hash:
+        producer = self._producer(inp, value_hash, consumer)
+        if producer is not None:
             inp.producer = self.step(producer, level + 1)
             return inp
         parts = self.prov.parts(value_hash) if value is not None else None
         if parts:
-            shown = parts[:20]
+            shown = parts[:10]
             inp.more_parts = len(parts) - len(shown)
             part_values = self.prov.values(h for _, h in shown)
             for label, item in shown:
                 part = Input(name=name + label, value_hash=item, value=part_values.get(item))
-                p, _ = self.prov.producer(item, consumer=consumer.call_hash)
+                p = self._producer(part, item, consumer)
                 if p is not None:
                     part.producer = self.step(p, level + 1)
                 inp.parts.append(part)
         return inp
+
+    def _producer(self, inp: Input, value_hash: str, consumer: Call) -> Call | None:
+        """The producer of an argument; when the consumer got it from the call it ran in
+        (``def outer(raw): return inner(raw)``), the producer of that call's argument."""
+        call: Call | None = consumer
+        for _ in range(8):
+            assert call is not None
+            producer, _ = self.prov.producer(value_hash, consumer=call.call_hash)
+            if producer is not None and producer.call_hash != call.call_hash:
+                return producer
+            outer, arg = None, None
+            for candidate in self.prov.calls(self.prov.parents(call.call_hash)[:5]).values():
+                arg = next((a for a in candidate.args if a.value_hash == value_hash), None)
+                if arg is not None:
+                    outer = candidate
+                    break
+            if outer is None or arg is None:
+                return None
+            if inp.passed_by is None:
+                inp.passed_by = (outer, arg.name)
+            call = outer
+        return None
 
 
 def _flatten(obj: Any, label: str, out: list[tuple[str, str]], depth: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,7 +20,9 @@ def _pg_available() -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3):
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=3
+        ):
             return None
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -35,21 +37,51 @@ def _pg_server() -> None:
         pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable: {problem}")
 
 
-@pytest.fixture
-def pg_url(_pg_server: None) -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+_PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+
+
+def _create_schema() -> tuple[str, str]:
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as c:
+    with psycopg.connect(_PG_DSN, autocommit=True) as c:
         c.execute(f'CREATE SCHEMA "{schema}"')
+    return schema, f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_PG_DSN, autocommit=True) as c:
+        c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(_pg_server: None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    schema, url = _create_schema()
     try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+        yield url
     finally:
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True
-        ) as c:
-            c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        _drop_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def pg_url_factory(_pg_server: None) -> Iterator[Callable[[], str]]:
+    """Makes isolated PostgreSQL URLs for module- or session-scoped stores (a store that
+    several tests read); every schema it made is dropped at the end of the session."""
+    made: list[str] = []
+
+    def make() -> str:
+        schema, url = _create_schema()
+        made.append(schema)
+        return url
+
+    try:
+        yield make
+    finally:
+        for schema in made:
+            _drop_schema(schema)
 
 
 @pytest.fixture
@@ -65,8 +97,8 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_default_store(
-    tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _isolated_default_store(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never touch a developer's ./.lazyflow: the default store goes to tmp_path."""
-    monkeypatch.setenv("LAZYFLOW_DB", f"sqlite:///{os.path.join(os.fspath(tmp_path), 'default.db')}")
+    monkeypatch.setenv(
+        "LAZYFLOW_DB", f"sqlite:///{os.path.join(os.fspath(tmp_path), 'default.db')}"
+    )

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
         code = status if isinstance(status, int) else 0
+    except click.exceptions.NoArgsIsHelpError as exc:  # `lazyflow`, `lazyflow db`
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        code = 0
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         code = _fail(exc.format_message().replace("\n", " ") + hint, exc.exit_code)

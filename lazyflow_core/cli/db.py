@@ -1,7 +1,9 @@
 """``lazyflow db info|upgrade`` and ``lazyflow gc``: look after the store.
 
-gc removes values that no call refers to (as its result or an argument) and no execution
-refers to (as its result), and blobs that no value refers to. It is safe while other
+gc removes values that no call refers to (as its result or an argument), and blobs that no
+value refers to. Values become unreferenced when a call runs again (``--no-cache``, a
+changed output file) and gets a different result: the store keeps the latest result of
+each call, so the older one goes. It is safe while other
 processes use the store: only values older than ``--min-age`` are considered (a run
 writes a value just before the call that refers to it), and each DELETE re-checks that
 nothing refers to the value inside its own transaction.
@@ -138,11 +140,10 @@ class Garbage:
 
 
 def _unreferenced(v: Any) -> list[Any]:
-    c, a, e = schema.calls, schema.call_args, schema.executions
+    c, a = schema.calls, schema.call_args
     return [
         ~exists(select(c.c.call_hash).where(c.c.result_hash == v.c.hash)),
         ~exists(select(a.c.call_hash).where(a.c.value_hash == v.c.hash)),
-        ~exists(select(e.c.id).where(e.c.result_hash == v.c.hash)),
     ]
 
 
@@ -219,8 +220,8 @@ def _min_age(text: str) -> float:
 )
 @click.option("-v", "--verbose", is_flag=True, help="List the values.")
 def gc_command(db: str | None, really: bool, min_age: str, verbose: bool) -> None:
-    """Find values no call refers to (as result or argument) and no execution refers to
-    (as result), and blob files no value refers to; with --delete, remove them."""
+    """Find values no call refers to (as its result or an argument) and blob files no value
+    refers to; with --delete, remove them. Only values older than --min-age count."""
     store = _open(db, must_exist=True)
     try:
         store.ensure_schema()

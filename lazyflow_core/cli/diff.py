@@ -1,7 +1,8 @@
 """``lazyflow diff``: which calls differ between two executions, and why.
 
 Each execution is taken as the set of calls in effect (reused subtrees expanded, see
-`Provenance.execution_calls`). Calls with the same call hash are identical. The others
+`Provenance.execution_calls`). Calls with the same call hash are identical (if B ran one
+again instead of reusing it, a call below it changed or the cache was bypassed). The others
 are paired: same task and same preview first (then the difference is in the code or in
 a value that prints the same, such as a file's content), then same task with the most
 equal arguments. Each pair says whether the task's code changed (with a diff of the
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from ..provenance import CallNode, Execution, Provenance, Value
-from .common import console, cut, db_option, fmt_time, open_provenance, short
+from .common import console, cut, db_option, fmt_time, open_provenance, plural, short
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class ExecutionDiff:
     a: Execution
     b: Execution
     identical: int
+    reran: list[CallNode]  # same call as in A, executed again in B
     changes: list[CallChange]
     tasks: list[TaskChange]
     result_before: Value | None
@@ -65,7 +67,16 @@ class ExecutionDiff:
 def diff_executions(prov: Provenance, ident_a: str, ident_b: str) -> ExecutionDiff:
     a, b = prov.execution(ident_a), prov.execution(ident_b)
     calls_a, calls_b = prov.execution_calls(a.id), prov.execution_calls(b.id)
-    identical = len(calls_a.keys() & calls_b.keys())
+    same = calls_a.keys() & calls_b.keys()
+    reran = [
+        calls_b[k]
+        for k in calls_b
+        if k in same
+        and calls_b[k].job is not None
+        and not calls_b[k].cached
+        and calls_b[k].status == "done"
+    ]
+    identical = len(same) - len(reran)
     only_a = [n for k, n in calls_a.items() if k not in calls_b]
     only_b = [n for k, n in calls_b.items() if k not in calls_a]
     args = prov.arg_hashes(n.call_hash for n in only_a + only_b if n.call_hash)
@@ -105,12 +116,13 @@ def diff_executions(prov: Provenance, ident_a: str, ident_b: str) -> ExecutionDi
         ta, tb = prov.task(ha), prov.task(hb)
         text = ""
         if ta and tb and ta.source is not None and tb.source is not None:
-            text = "".join(
+            text = "\n".join(
                 difflib.unified_diff(
-                    ta.source.splitlines(keepends=True),
-                    tb.source.splitlines(keepends=True),
+                    ta.source.splitlines(),
+                    tb.source.splitlines(),
                     fromfile=f"{name} @ {ha[:8]}",
                     tofile=f"{name} @ {hb[:8]}",
+                    lineterm="",
                 )
             )
         tasks.append(TaskChange(name, ha, hb, text))
@@ -119,6 +131,7 @@ def diff_executions(prov: Provenance, ident_a: str, ident_b: str) -> ExecutionDi
         a=a,
         b=b,
         identical=identical,
+        reran=reran,
         changes=changes,
         tasks=tasks,
         result_before=results.get(a.result_hash or ""),
@@ -193,7 +206,7 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
             Text.assemble(
                 (f"{label} ", "bold"),
                 f"{short(e.id)}  {fmt_time(e.started_at)}  {e.status:<9} ",
-                f"{e.jobs} jobs ({e.executed} executed, {e.cached} cached)  ",
+                f"{plural(e.jobs, 'job')} ({e.executed} executed, {e.cached} cached)  ",
                 (cut(e.command or e.root_task, 60), "dim"),
             )
         )
@@ -201,7 +214,7 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
     for c in d.changes:
         kinds[c.kind] += 1
     out.print(
-        f"\ncalls: {d.identical} identical, {kinds['changed']} changed, "
+        f"\ncalls: {d.identical} identical, {len(d.reran)} ran again, {kinds['changed']} changed, "
         f"{kinds['removed']} only in A, {kinds['added']} only in B"
     )
     if d.result_before is not None or d.result_after is not None:
@@ -209,10 +222,18 @@ def render_diff(d: ExecutionDiff, show_all: bool, limit: int = 30) -> None:
         after = d.result_after.preview if d.result_after else "-"
         same = d.result_before and d.result_after and d.result_before.hash == d.result_after.hash
         out.print(f"result: {cut(before, 60)}" + (" (same)" if same else f" -> {cut(after, 60)}"))
-    if not d.changes:
+    if not d.changes and not d.reran:
         out.print("the two executions made the same calls.")
         return
     out.print()
+    for n in d.reran if show_all else d.reran[:limit]:
+        out.print(
+            Text.assemble(
+                ("= ", "cyan"),
+                (cut(n.preview, 70), "bold"),
+                "  same call, ran again in B (a call below it changed, or the cache was bypassed)",
+            )
+        )
     shown = d.changes if show_all else d.changes[:limit]
     marks = {"changed": ("~", "yellow"), "removed": ("-", "red"), "added": ("+", "green")}
     for c in shown:
@@ -260,6 +281,7 @@ def _diff_dict(d: ExecutionDiff) -> dict[str, Any]:
         "a": d.a.id,
         "b": d.b.id,
         "identical": d.identical,
+        "ran_again": [_node_dict(n) for n in d.reran],
         "result": [
             d.result_before.preview if d.result_before else None,
             d.result_after.preview if d.result_after else None,

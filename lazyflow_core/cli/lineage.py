@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import console, cut, db_option, jref, open_provenance, short
+from .common import console, cut, db_option, jref, open_provenance, plural, short
 
 
 @click.command("lineage", short_help="Where a file or value came from.")
@@ -35,6 +35,14 @@ def lineage_command(
     with open_provenance(db) as prov:
         if consumers:
             show_consumers(prov, target, depth, as_json)
+            return
+        readers = prov.file_consumers(target)
+        if readers and not prov.file_producers(target):
+            # an input file: no call wrote it
+            click.echo(
+                f"file {target} was not written by a recorded call: it is an input, read by "
+                f"{plural(len(readers), 'call')} (--consumers lists them)."
+            )
             return
         lineage = prov.lineage(target, depth=depth)
         if as_json:
@@ -92,6 +100,9 @@ def _input_text(inp: Any) -> Any:
         text = Text.assemble(
             (inp.name, "cyan"), " = ", cut(preview, 80), (f"  ({short(inp.value_hash)})", "dim")
         )
+    if inp.passed_by is not None:
+        outer, arg = inp.passed_by
+        text.append(f"  = argument {arg} of {cut(outer.preview, 40)}", style="dim")
     if inp.producer is None and not inp.parts:
         text.append("  given", style="dim italic")
     return text
@@ -106,7 +117,7 @@ def render_lineage(lineage: Any) -> None:
         tree.add("no recorded call produced it")
     else:
         note = (
-            f"  (+{lineage.alternatives} other calls produced it too)"
+            f"  (+{plural(lineage.alternatives, 'other call')} produced it too)"
             if lineage.alternatives
             else ""
         )
@@ -243,6 +254,9 @@ def _input_dict(inp: Any) -> dict[str, Any]:
         "producer": _step_dict(inp.producer) if inp.producer else None,
         "parts": [_input_dict(p) for p in inp.parts],
         "more_parts": inp.more_parts,
+        "passed_by": {"call": inp.passed_by[0].preview, "argument": inp.passed_by[1]}
+        if inp.passed_by
+        else None,
     }
 
 

@@ -111,34 +111,37 @@ def list_executions(rows: list[Any], as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in (
-        ("id", "left"),
-        ("started", "left"),
-        ("duration", "right"),
-        ("status", "left"),
-        ("jobs", "right"),
-        ("cached", "right"),
-        ("command", "left"),
-        ("tags", "left"),
-    ):
-        table.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=60 if name == "command" else None,
-        )
-    for e in rows:
-        table.add_row(
+    cells = [
+        [
             short(e.id),
             fmt_time(e.started_at),
             fmt_seconds(e.seconds),
-            f"[{_STATUS_STYLE.get(e.status, '')}]{e.status}[/]",
+            e.status,
             str(e.jobs),
             str(e.cached),
-            _escape(e.command or e.root_task or "-"),
-            _escape(" ".join(f"{k}={v}" for k, v in e.tags.items())),
+            e.command or e.root_task or "-",
+            " ".join(f"{k}={v}" for k, v in e.tags.items()),
+        ]
+        for e in rows
+    ]
+    names = ("id", "started", "duration", "status", "jobs", "cached", "command", "tags")
+    for i, name in enumerate(names):
+        # every column keeps its width; only the command and the tags shrink on a narrow
+        # terminal (cut with an ellipsis)
+        fixed = name not in ("command", "tags")
+        table.add_column(
+            name,
+            justify="right" if name in ("duration", "jobs", "cached") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=max(len(name), *(len(c[i]) for c in cells)) if fixed else None,
+            max_width=60 if name == "command" else None,
         )
+    for e, row in zip(rows, cells, strict=True):
+        style = _STATUS_STYLE.get(e.status, "")
+        row[3] = f"[{style}]{row[3]}[/]" if style else row[3]
+        row[6], row[7] = _escape(row[6]), _escape(row[7])
+        table.add_row(*row)
     out.print(table)
 
 
@@ -303,6 +306,19 @@ def _node_dict(n: Any) -> dict[str, Any]:
 # -- one job -------------------------------------------------------------------------
 
 
+def _parent_job(prov: Any, parent_id: str | None) -> Any:
+    """The parent job, or None (a parent that failed only because a child failed may not
+    have a job record)."""
+    from ..provenance import NoSuchRecord
+
+    if not parent_id:
+        return None
+    try:
+        return prov.job(parent_id)
+    except NoSuchRecord:
+        return None
+
+
 def show_job(prov: Any, ident: str, as_json: bool) -> None:
     job = prov.job(ident)
     call = prov.calls([job.call_hash]).get(job.call_hash) if job.call_hash else None
@@ -316,7 +332,7 @@ def show_job(prov: Any, ident: str, as_json: bool) -> None:
             task_note = " (latest recorded version: this job did not record its own)"
     files = prov.files(job.call_hash) if job.call_hash else []
     children = prov.children(job.call_hash) if job.call_hash else []
-    parent = prov.job(job.parent_id) if job.parent_id else None
+    parent = _parent_job(prov, job.parent_id)
     if as_json:
         click.echo(
             json.dumps(
@@ -347,15 +363,19 @@ def show_job(prov: Any, ident: str, as_json: bool) -> None:
         )
         return
     out = console()
-    how = "reused from the cache" if job.cached else ("executed" if job.status == "done" else "")
-    origin = ""
-    if job.cached and call is not None and call.execution_id != job.execution_id:
-        origin = f" (computed in execution {short(call.execution_id)}, job {jref(call.job_id)})"
+    status = job.status
+    if job.cached:
+        status = "cached (reused"
+        if call is not None and call.execution_id != job.execution_id:
+            status += f"; computed in execution {short(call.execution_id)}, job {jref(call.job_id)}"
+        status += ")"
+    elif job.status == "done":
+        status = "done (executed)"
     fields = [
         ("job", job.id),
         ("call", job.args_preview or job.task_name),
         ("task", f"{job.task_name}" + (f"  (code {short(call.task_hash)})" if call else "")),
-        ("status", f"{job.status}" + (f", {how}" if how else "") + origin),
+        ("status", status),
         (
             "execution",
             f"{execution.id}  ({fmt_time(execution.started_at)}, "

@@ -43,7 +43,7 @@ class JsonType(click.ParamType):
             return value
         try:
             decoded = json.loads(value)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             self.fail(f"{value!r} is not valid JSON ({exc.msg})", param, ctx)
         if self.expected is not None and not isinstance(decoded, self.expected):
             self.fail(
@@ -76,7 +76,7 @@ class BuildType(click.ParamType):
             self.fail(f"{value!r} is not a valid {self.name.lower()}: {exc}", param, ctx)
 
 
-class MappedChoice(click.Choice):  # type: ignore[type-arg]
+class MappedChoice(click.Choice):
     """A choice of names mapped to values (enum members, Literal values)."""
 
     def __init__(self, mapping: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ def _sequence_callback(item: click.ParamType, container: type) -> Callable[..., 
         if len(raw) == 1 and isinstance(raw[0], str) and raw[0].lstrip().startswith("["):
             try:
                 raw = json.loads(raw[0])
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise click.BadParameter(
                     f"{values[0]!r} is not a valid JSON list ({exc.msg})", ctx=ctx, param=param
                 ) from None
@@ -239,7 +239,7 @@ def _option(param: inspect.Parameter, hint: Any) -> click.Option:
         type=_scalar(hint),
         required=required,
         show_default=shown,
-        help=help_text,
+        help=help_text + default_note,
     )
 
 

@@ -8,6 +8,7 @@ thread; elsewhere `PlainLog` writes one line per finished job, which reads well 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -83,7 +84,15 @@ class LiveView:
 
         self.tally = _Tally()
         self.console = console
-        self.live = Live(self, console=console, refresh_per_second=8, transient=False)
+        # prints from tasks show above the table when stdout is the same terminal; when
+        # stdout is redirected they stay there
+        self.live = Live(
+            self,
+            console=console,
+            refresh_per_second=8,
+            transient=False,
+            redirect_stdout=sys.stdout.isatty(),
+        )
 
     def __call__(self, ev: JobEvent) -> None:
         self.tally.update(ev)

@@ -19,7 +19,6 @@ from typing import Any
 
 import click
 
-from ..errors import LazyflowError
 from ..task import Task
 from ..workflow import load_module, load_task
 from .common import console, cut, db_option, parse_tags, plural, short
@@ -48,11 +47,16 @@ def task_call(
             click.echo(ctx.get_help())
             return None
         raise click.UsageError("missing WORKFLOW: a .py file or a package.module.", ctx=ctx)
-    if task_name is None and ":" in workflow and not os.path.exists(workflow):
+    extra = list(ctx.args)
+    if ":" in workflow and not os.path.exists(workflow):
+        # "module:task": what click took for TASK is the value of a task option
+        if task_name is not None:
+            extra.insert(0, task_name)
         workflow, task_name = workflow.rsplit(":", 1)
     if task_name is None:
         if show_help:
             click.echo(ctx.get_help())
+            click.echo(f"\nTasks in {workflow}: {_list_tasks(workflow)}")
             return None
         raise click.UsageError(
             f"missing TASK: name the task to call in {workflow!r} (tasks there: "
@@ -85,7 +89,7 @@ def task_call(
         return None
     # no parent context: usage messages then name the command as typed
     info = f"{ctx.command_path} {workflow} {task_name}"
-    tctx = command.make_context(info, list(ctx.args))
+    tctx = command.make_context(info, extra)
     args, kwargs = call_arguments(params, tctx)
     return task, task(*args, **kwargs)
 
@@ -93,8 +97,8 @@ def task_call(
 def _task_options(func: Any) -> Any:
     for decorator in reversed(
         (
-            click.argument("workflow", required=False),
-            click.argument("task_name", metavar="TASK", required=False),
+            click.argument("workflow", metavar="WORKFLOW", required=False),
+            click.argument("task_name", metavar="TASK [--PARAM VALUE]...", required=False),
             db_option,
         )
     ):
@@ -324,6 +328,7 @@ _ACTION_STYLE = {"run": "yellow", "cached": "green", "unknown": "magenta"}
     short_help="Dry run: what would run, and why.",
 )
 @_task_options
+@click.option("--no-cache", is_flag=True, help="Explain a run with --no-cache.")
 @click.option("--all", "show_all", is_flag=True, help="List every cached call too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
 @click.option("-h", "--help", "show_help", is_flag=True, help="Show this message and exit.")
@@ -333,6 +338,7 @@ def explain_command(
     workflow: str | None,
     task_name: str | None,
     db: str | None,
+    no_cache: bool,
     show_all: bool,
     as_json: bool,
     show_help: bool,
@@ -351,14 +357,8 @@ def explain_command(
 
     sched = Scheduler(db=db)
     try:
-        explain = getattr(sched, "explain", None)
-        if explain is None:
-            raise LazyflowError(
-                "this lazyflow core has no Scheduler.explain yet; `lazyflow explain` needs a "
-                "newer lazyflow."
-            )
         sched.store  # noqa: B018 - store errors are user errors, reported in one line
-        decisions = list(explain(expr))
+        decisions = sched.explain(expr, cache=not no_cache)
     finally:
         sched.close()
     if as_json:

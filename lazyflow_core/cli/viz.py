@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from ..provenance import CallNode, Execution, Provenance
+from ..provenance import CallNode, Execution, Provenance, could_feed
 from .common import cut, db_option, fmt_seconds, fmt_time, jref, open_provenance, short
 
 COLORS = {"done": "#c8e6c9", "cached": "#b3e5fc", "failed": "#ffcdd2", "running": "#fff9c4"}
@@ -72,7 +72,7 @@ def _data_flow(prov: Provenance, g: Graph) -> None:
     def before(p: int, c: int) -> bool:
         jp, jc = g.nodes[p].job, g.nodes[c].job
         if jp is not None and jc is not None:
-            return (jp.finished_at or 0) <= (jc.started_at or 0)
+            return could_feed(jp.id, jp.finished_at, jc.id, jc.started_at)
         return g.parent.get(p) == g.parent.get(c)  # inside a reused subtree: siblings only
 
     seen: set[tuple[int, int]] = set()
@@ -173,7 +173,7 @@ def _layout(g: Graph) -> list[tuple[float, float]]:
 def to_html(g: Graph) -> str:
     e = g.execution
     pos = _layout(g)
-    width = max((x for x, _ in pos), default=0) + _W + 2 * _PAD
+    width = max((x for x, _ in pos), default=0) + _W + _GAP_X + 2 * _PAD
     height = max((y for _, y in pos), default=0) + _H + 2 * _PAD
     svg: list[str] = []
     for p, c in g.calls:
@@ -185,17 +185,14 @@ def to_html(g: Graph) -> str:
             f'{mx:.0f},{ty:.0f} {tx:.0f},{ty:.0f}"/>'
         )
     for p, c, label in g.flows:
+        # right edge to right edge, bulging right: visible between stacked siblings
         (x1, y1), (x2, y2) = pos[p], pos[c]
-        sx, sy, tx, ty = (
-            x1 + _W / 2,
-            y1 + (_H if y2 > y1 else 0),
-            x2 + _W / 2,
-            y2 + (0 if y2 > y1 else _H),
-        )
-        bend = 40 + abs(ty - sy) * 0.15
+        sx, sy, tx, ty = x1 + _W, y1 + _H / 2, x2 + _W, y2 + _H / 2
+        bend = min(_GAP_X * 0.8, 18 + abs(ty - sy) * 0.1)
         svg.append(
-            f'<path class="flow" d="M{sx:.0f},{sy:.0f} C{sx + bend:.0f},{sy:.0f} '
-            f'{tx + bend:.0f},{ty:.0f} {tx:.0f},{ty:.0f}"><title>{html.escape(label)}</title></path>'
+            f'<path class="flow" marker-end="url(#arrow)" d="M{sx:.0f},{sy:.0f} '
+            f'C{sx + bend:.0f},{sy:.0f} {tx + bend:.0f},{ty:.0f} {tx + 2:.0f},{ty:.0f}">'
+            f"<title>{html.escape(label)}</title></path>"
         )
     details = []
     for i, n in enumerate(g.nodes):
@@ -267,7 +264,7 @@ svg text {{ font: 12px ui-monospace, monospace; pointer-events: none; }}
 .node.sel rect {{ stroke: #000; stroke-width: 2.5; }}
 .node.dim {{ opacity: .25; }}
 path.call {{ fill: none; stroke: #aaa; }}
-path.flow {{ fill: none; stroke: #1f77b4; stroke-dasharray: 4 3; opacity: .6; }}
+path.flow {{ fill: none; stroke: #1f77b4; stroke-dasharray: 4 3; opacity: .7; }}
 body.noflow path.flow {{ display: none; }}
 </style></head>
 <body>
@@ -282,6 +279,9 @@ body.noflow path.flow {{ display: none; }}
 </div></header>
 <main><div id="view"><svg id="svg" xmlns="http://www.w3.org/2000/svg" width="100%"
  height="100%" viewBox="0 0 {width} {height}">
+<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6"
+ markerHeight="6" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#1f77b4"/>
+</marker></defs>
 {svg}
 </svg></div>
 <aside id="side"><p>Click a call to see its details. Scroll to zoom, drag to pan.</p></aside>
@@ -293,7 +293,9 @@ body.noflow path.flow {{ display: none; }}
   var svg = document.getElementById("svg"), view = document.getElementById("view");
   var full = svg.viewBox.baseVal, box = {{x: full.x, y: full.y, w: full.width, h: full.height}};
   var home = Object.assign({{}}, box);
-  function apply() {{ svg.setAttribute("viewBox", box.x + " " + box.y + " " + box.w + " " + box.h); }}
+  function apply() {{
+    svg.setAttribute("viewBox", [box.x, box.y, box.w, box.h].join(" "));
+  }}
   view.addEventListener("wheel", function (ev) {{
     ev.preventDefault();
     var r = svg.getBoundingClientRect(), k = ev.deltaY > 0 ? 1.15 : 1 / 1.15;
@@ -302,7 +304,9 @@ body.noflow path.flow {{ display: none; }}
     box.x += (box.w - nw) * fx; box.y += (box.h - nh) * fy; box.w = nw; box.h = nh; apply();
   }}, {{passive: false}});
   var drag = null;
-  view.addEventListener("mousedown", function (ev) {{ drag = {{x: ev.clientX, y: ev.clientY}}; }});
+  view.addEventListener("mousedown", function (ev) {{
+    drag = {{x: ev.clientX, y: ev.clientY}};
+  }});
   window.addEventListener("mouseup", function () {{ drag = null; }});
   window.addEventListener("mousemove", function (ev) {{
     if (!drag) return;
@@ -310,18 +314,25 @@ body.noflow path.flow {{ display: none; }}
     box.x -= (ev.clientX - drag.x) * s; box.y -= (ev.clientY - drag.y) * s;
     drag = {{x: ev.clientX, y: ev.clientY}}; apply();
   }});
-  document.getElementById("fit").onclick = function () {{ box = Object.assign({{}}, home); apply(); }};
+  document.getElementById("fit").onclick = function () {{
+    box = Object.assign({{}}, home); apply();
+  }};
   document.getElementById("flows").onchange = function (ev) {{
     document.body.classList.toggle("noflow", !ev.target.checked); }};
   var nodes = Array.prototype.slice.call(document.querySelectorAll("g.node"));
-  function esc(s) {{ var d = document.createElement("div"); d.textContent = s; return d.innerHTML; }}
+  function esc(s) {{
+    var d = document.createElement("div"); d.textContent = s; return d.innerHTML;
+  }}
   function show(i) {{
     var d = data[i], rows = [["call", d.call], ["task", d.task], ["status", d.status],
       ["seconds", d.seconds == null ? "-" : d.seconds.toFixed(3)],
-      ["result", d.result == null ? "-" : d.result + (d.result_type ? "  (" + d.result_type + ")" : "")],
+      ["result", d.result == null ? "-"
+        : d.result + (d.result_type ? "  (" + d.result_type + ")" : "")],
       ["error", d.error], ["job", d.job], ["call hash", d.call_hash]];
     var h = "<dl>";
-    rows.forEach(function (r) {{ if (r[1] != null) h += "<dt>" + r[0] + "</dt><dd>" + esc(String(r[1])) + "</dd>"; }});
+    rows.forEach(function (r) {{
+      if (r[1] != null) h += "<dt>" + r[0] + "</dt><dd>" + esc(String(r[1])) + "</dd>";
+    }});
     if (d.job) h += "<p>More: <code>lazyflow log --job " + esc(d.job) + "</code></p>";
     document.getElementById("side").innerHTML = h + "</dl>";
   }}

@@ -114,7 +114,8 @@ class Store:
                 cur.close()
 
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
     def ensure_schema(self) -> None:
         """Create or upgrade the schema if needed (cheap when already current)."""
