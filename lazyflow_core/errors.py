@@ -43,3 +43,17 @@ class StoreError(LazyflowError):
 
 class RunCancelled(LazyflowError):
     """The run was cancelled with `Scheduler.cancel()`."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in another process (shown as the cause).
+
+    Not a LazyflowError: it only carries text, chained to the task's own exception.
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'

@@ -28,9 +28,6 @@ pickling and no database writes.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import json
 import logging
 import pickle
 import queue
@@ -40,10 +37,12 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from . import explain
 from .errors import (
     ExecutorError,
     HashingError,
     LazyflowError,
+    RemoteTraceback,
     RunCancelled,
     TaskResultError,
 )
@@ -54,13 +53,30 @@ from .expression import (
     CallExpression,
     CatchExpression,
     Expression,
-    Quote,
     contains_expression,
     format_args,
-    short_repr,
 )
 from .files import File, iter_files
+from .frames import (
+    DONE,
+    FAILED,
+    LOOKUP,
+    NO_CHILDREN,
+    NO_ITEMS,
+    NO_WAITERS,
+    PENDING,
+    RESULT,
+    RUN,
+    ApplyFrame,
+    CallFrame,
+    CatchFrame,
+    Frame,
+    ValueFrame,
+    collect,
+)
+from .frames import substitute as substitute_values
 from .hashing import UnhashableValue, hash_struct, value_digest
+from .recording import Recorder
 from .task import Task, get_task
 
 if TYPE_CHECKING:
@@ -68,200 +84,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lazyflow.evaluator")
 
-PENDING, DONE, FAILED = 0, 1, 2
-ARGS, LOOKUP, RUN, RESULT = 0, 1, 2, 3
-
-EMPTY: frozenset[Any] = frozenset()
-_NO_CHILDREN: list[Any] = []  # shared placeholders, never appended to
-_NO_WAITERS: list[Any] = []
-_NO_ITEMS: list[Any] = []
 INLINE_SECONDS = 100e-6
 """Calls of a task measured to take less than this run on the scheduler thread."""
 WRITER_BACKLOG = 200_000
 """Records the store writer may lag behind before the scheduler waits for it."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in another process (shown as the cause)."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.tb}"""'
-
-
-class Frame:
-    """Evaluation state of one expression."""
-
-    __slots__ = ("begun", "context", "error", "pending", "state", "value", "waiters")
-
-    def __init__(self, context: CallFrame | None) -> None:
-        self.context = context
-        self.waiters: list[Frame] = []
-        self.pending = 0
-        self.state = PENDING
-        self.begun = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def begin(self, ev: Evaluator) -> None:
-        raise NotImplementedError
-
-    def step(self, ev: Evaluator) -> None:
-        raise NotImplementedError
-
-
-class ValueFrame(Frame):
-    """A plain value (list, dict, dataclass...) holding expressions."""
-
-    __slots__ = ("template",)
-
-    def __init__(self, template: Any, context: CallFrame | None) -> None:
-        super().__init__(context)
-        self.template = template
-
-    def begin(self, ev: Evaluator) -> None:
-        ev.wait_for_value(self, self.template)
-
-    def step(self, ev: Evaluator) -> None:
-        ev.finish(self, ev.substitute(self.template))
-
-
-class ApplyFrame(Frame):
-    """An operator or control form applied on the scheduler thread."""
-
-    __slots__ = ("expr", "phase", "result")
-
-    def __init__(self, expr: ApplyExpression, context: CallFrame | None) -> None:
-        super().__init__(context)
-        self.expr = expr
-        self.phase = ARGS
-        self.result: Frame | None = None
-
-    def begin(self, ev: Evaluator) -> None:
-        ev.wait_for_value(self, (self.expr.args, self.expr.kwargs))
-
-    def step(self, ev: Evaluator) -> None:
-        if self.phase == RESULT:
-            assert self.result is not None
-            ev.finish(self, self.result.value)
-            return
-        expr = self.expr
-        args = ev.substitute(expr.args)
-        kwargs = ev.substitute(expr.kwargs)
-        try:
-            result = expr.fn(*args, **kwargs)
-        except Exception as exc:
-            exc.add_note(
-                f"lazyflow: raised by lazy operation {expr.label} {format_args(args, kwargs)}"
-            )
-            ev.fail(self, exc)
-            return
-        ev.continue_with(self, result)
-
-
-class CatchFrame(Frame):
-    """Evaluates its expression; on a matching failure, evaluates the handler's result."""
-
-    __slots__ = ("expr", "handled", "inner", "result")
-
-    def __init__(self, expr: CatchExpression, context: CallFrame | None) -> None:
-        super().__init__(context)
-        self.expr = expr
-        self.inner: Frame | None = None
-        self.handled = False
-        self.result: Frame | None = None
-
-    def begin(self, ev: Evaluator) -> None:
-        # A single dependency: once it fails, nothing else can wake this frame.
-        self.inner = ev.frame_for_value(self.expr.expr, self.context)
-        ev.wait_on(self, self.inner)
-
-    def step(self, ev: Evaluator) -> None:
-        done = self.result if self.result is not None else self.inner
-        assert done is not None
-        ev.finish(self, done.value)
-
-    def handle(self, ev: Evaluator, exc: BaseException) -> bool:
-        """Try to recover from `exc`; True if a handler took it."""
-        if self.handled or self.state != PENDING:
-            return False
-        handler = self.expr.handler_for(exc)
-        if handler is None:
-            return False
-        self.handled = True
-        self.pending = 0
-        try:
-            result = handler(exc)
-        except Exception as err:
-            ev.fail(self, err)
-            return True
-        ev.continue_with(self, result)
-        return True
-
-
-class CallFrame(Frame):
-    """A task call: arguments, then cache lookup or execution, then its result."""
-
-    __slots__ = (
-        "alias",
-        "arg_digests",
-        "arg_files",
-        "args",
-        "attempts",
-        "cached",
-        "call_hash",
-        "children",
-        "digest",
-        "expr",
-        "files",
-        "job_no",
-        "kwargs",
-        "phase",
-        "result",
-        "started",
-        "task",
-        "tasks",
-        "vset_hash",
-    )
-
-    def __init__(self, expr: CallExpression, context: CallFrame | None, job_no: int) -> None:
-        super().__init__(context)
-        self.expr = expr
-        self.task: Task = expr.task
-        self.phase = ARGS
-        self.children: list[CallFrame] = []
-        self.call_hash: str | None = None
-        self.arg_digests: list[tuple[str, bytes]] = []
-        self.arg_files: list[tuple[str, bool, str | None]] = []
-        self.args: tuple[Any, ...] = ()
-        self.kwargs: dict[str, Any] = {}
-        self.job_no = job_no
-        self.attempts = 0
-        self.cached = False
-        self.alias: CallFrame | None = None
-        self.result: Frame | None = None
-        self.digest: bytes | None = None
-        self.started = 0.0
-        self.tasks: frozenset[tuple[str, str]] = EMPTY
-        self.files: frozenset[tuple[str, bool, str | None]] = EMPTY
-        self.vset_hash: str | None = None
-
-    def begin(self, ev: Evaluator) -> None:
-        ev.wait_for_value(self, (self.expr.args, self.expr.kwargs))
-
-    def step(self, ev: Evaluator) -> None:
-        if self.phase == ARGS:
-            ev.prepare_call(self)
-        elif self.phase == RESULT:
-            assert self.result is not None
-            ev.finish_call(self, self.result.value, None, None)
-        elif self.alias is not None:
-            ev.adopt(self, self.alias)
 
 
 class Evaluator:
@@ -318,12 +146,7 @@ class Evaluator:
         self.cancelled = False
         self.stopping = False
         self.summary = RunSummary(execution_id=execution_id)
-        # Digests (the bytes objects frames already hold) of values known to be stored.
-        self.stored_values: set[bytes] = set()
-        self.corrupt_values: set[str] = set()
-        self.recorded_tasks: set[str] = set()
-        self.vsets: dict[tuple[frozenset[Any], frozenset[Any]], str] = {}
-        self.own_tasks: dict[str, frozenset[tuple[str, str]]] = {}
+        self.recorder = Recorder(execution_id, writer)
         self.loaded_vsets: dict[str, tuple[frozenset[Any], frozenset[Any]]] = {}
         self.valid_task_sets: dict[str, bool] = {}
         self.root_call: CallFrame | None = None
@@ -362,7 +185,7 @@ class Evaluator:
                 self.dispatch()
                 continue
             if self.dry_run:
-                self._explain_blocked()
+                self.decisions += explain.blocked(self.frames.values())
                 return None
             if self.inflight == 0:
                 raise LazyflowError(
@@ -411,7 +234,7 @@ class Evaluator:
     def wait_for_value(self, frame: Frame, value: Any) -> None:
         """Make `frame` wait for every expression inside `value`."""
         deps: list[Expression] = []
-        _collect(value, deps)
+        collect(value, deps)
         context = frame.context
         for expr in deps:
             dep = self.frame_for(expr, context)
@@ -449,7 +272,7 @@ class Evaluator:
 
     def substitute(self, value: Any) -> Any:
         """`value` with every expression replaced by its computed value."""
-        return _substitute(value, self.frames)
+        return substitute_values(value, self.frames)
 
     def finish(self, frame: Frame, value: Any) -> None:
         frame.value = value
@@ -458,7 +281,7 @@ class Evaluator:
             waiter.pending -= 1
             if waiter.pending == 0 and waiter.state == PENDING:
                 self.ready.append(waiter)
-        frame.waiters = _NO_WAITERS  # a finished frame never gets new waiters
+        frame.waiters = NO_WAITERS  # a finished frame never gets new waiters
 
     def fail(self, frame: Frame, exc: BaseException) -> None:
         """Fail `frame` and, iteratively, everything waiting on it (unless caught)."""
@@ -477,7 +300,7 @@ class Evaluator:
                 if isinstance(waiter, CatchFrame) and waiter.handle(self, err):
                     continue
                 stack.append((waiter, err))
-            f.waiters = _NO_WAITERS
+            f.waiters = NO_WAITERS
 
     def _record_failed_parent(self, frame: CallFrame, err: BaseException) -> None:
         now = time.time()
@@ -485,10 +308,7 @@ class Evaluator:
         self.summary.failed += 1
         self._counts(frame.task).failed += 1
         error = f"a call it made failed: {type(err).__name__}: {err}"
-        if self.writer is not None:
-            self.writer.put(
-                "job", job_row(self.execution_id, frame, "failed", frame.started, now, error=error)
-            )
+        self.recorder.job(frame, "failed", frame.started, now, error)
         if self.listeners:
             self._emit("failed", frame, now - frame.started, error)
 
@@ -592,7 +412,7 @@ class Evaluator:
                 valid.append((f, hit[0], hit[1]))
             else:
                 if hit is not None and self.dry_run:
-                    self.miss_reasons[id(f)] = self._invalid_reason(hit[1])
+                    self.miss_reasons[id(f)] = explain.invalid_reason(self.loaded_vsets.get(hit[1]))
                 self.submit(f)
         if not valid:
             return
@@ -612,7 +432,7 @@ class Evaluator:
                     type(exc).__name__,
                     exc,
                 )
-                self.corrupt_values.add(result_hash)
+                self.recorder.corrupt_values.add(result_hash)
                 self.miss_reasons[id(f)] = (Reason.VALUE_UNREADABLE, f"{type(exc).__name__}: {exc}")
                 self.submit(f)
                 continue
@@ -647,18 +467,17 @@ class Evaluator:
         self.known[id(value)] = digest
         frame.tasks, frame.files = self.loaded_vsets[vset_hash]
         frame.vset_hash = vset_hash
-        self.stored_values.add(digest)
+        self.recorder.stored_values.add(digest)
         now = time.time()
         s = self.summary
         s.jobs += 1
         s.cached += 1
         self._counts(frame.task).cached += 1
-        if self.writer is not None:
-            self.writer.put("job", job_row(self.execution_id, frame, "cached", now, now))
+        self.recorder.job(frame, "cached", now, now)
         if self.listeners:
             self._emit("cached", frame, 0.0)
         if self.dry_run:
-            self.decisions.append(self._decision(frame, "cached", Reason.CACHED))
+            self.decisions.append(explain.decision(frame, "cached", Reason.CACHED))
         self.finish(frame, value)
 
     # -- running -----------------------------------------------------------------------
@@ -678,7 +497,7 @@ class Evaluator:
     def submit(self, frame: CallFrame) -> None:
         """Queue `frame` to run; `dispatch` sends the queue to executors."""
         if self.dry_run:
-            self.decisions.append(self._diagnose(frame))
+            self.decisions.append(explain.diagnose(self, frame))
         elif not self.stopping and frame.state == PENDING:
             self.to_submit.append(frame)
 
@@ -727,7 +546,9 @@ class Evaluator:
             frame.started = time.time()
             if self.listeners:
                 self._emit("started", frame, None)
-        spec = JobSpec(self.job_id(frame), frame.task, frame.args, frame.kwargs, frame.attempts)
+        spec = JobSpec(
+            self.recorder.job_id(frame), frame.task, frame.args, frame.kwargs, frame.attempts
+        )
         self.handle_outcome(frame, run_job(spec))
 
     def _submit_now(self, frame: CallFrame, executor: Executor) -> None:
@@ -739,7 +560,7 @@ class Evaluator:
         frame.attempts += 1
         if frame.attempts == 1:
             frame.started = time.time()
-        spec = JobSpec(self.job_id(frame), task, frame.args, frame.kwargs, frame.attempts)
+        spec = JobSpec(self.recorder.job_id(frame), task, frame.args, frame.kwargs, frame.attempts)
         try:
             future = executor.submit(spec)
         except Exception as exc:
@@ -873,18 +694,7 @@ class Evaluator:
         counts = self._counts(task)
         counts.failed += 1
         counts.seconds += now - frame.started
-        if self.writer is not None:
-            self.writer.put(
-                "job",
-                job_row(
-                    self.execution_id,
-                    frame,
-                    "failed",
-                    frame.started,
-                    now,
-                    error=f"{type(exc).__name__}: {exc}",
-                ),
-            )
+        self.recorder.job(frame, "failed", frame.started, now, f"{type(exc).__name__}: {exc}")
         if self.listeners:
             self._emit("failed", frame, now - frame.started, f"{type(exc).__name__}: {exc}")
         self.fail(frame, exc)
@@ -908,7 +718,7 @@ class Evaluator:
         frame.digest = digest
         if digest is not None:
             self.known[id(value)] = digest
-        self._validation_set(frame, result_files)
+        self.recorder.validation_set(frame, result_files)
         s = self.summary
         s.jobs += 1
         s.executed += 1
@@ -916,212 +726,15 @@ class Evaluator:
         counts.executed += 1
         counts.seconds += now - frame.started
         if self.writer is not None:
-            self._record(frame, value, digest, out, result_files, now)
+            self.recorder.record(frame, value, digest, out, result_files, now)
         if self.listeners:
             self._emit("done", frame, now - frame.started)
         # Recorded: drop what only recording needed (a million-call run keeps every frame).
-        frame.children = _NO_CHILDREN
-        frame.arg_digests = frame.arg_files = _NO_ITEMS
+        frame.children = NO_CHILDREN
+        frame.arg_digests = frame.arg_files = NO_ITEMS
         self.finish(frame, value)
 
-    def _validation_set(
-        self, frame: CallFrame, result_files: list[tuple[str, bool, str | None]]
-    ) -> None:
-        task = frame.task
-        tasks = self.own_tasks.get(task.hash)
-        if tasks is None:
-            tasks = self.own_tasks[task.hash] = frozenset(((task.name, task.hash),))
-        files: frozenset[tuple[str, bool, str | None]] = EMPTY
-        own_files = frame.arg_files + result_files
-        if own_files:
-            files = frozenset(own_files)
-        for child in frame.children:
-            ct, cf = child.tasks, child.files
-            if ct is not tasks and not ct <= tasks:
-                tasks = tasks | ct
-            if cf and cf is not files and not cf <= files:
-                files = files | cf
-        frame.tasks, frame.files = tasks, files
-        key = (tasks, files)
-        vhash = self.vsets.get(key)
-        if vhash is None:
-            vhash = hash_struct(
-                "Validation",
-                *sorted(f"t:{n}={h}" for n, h in tasks),
-                *sorted(f"f:{p}:{int(c)}={h}" for p, c, h in files),
-            )
-            self.vsets[key] = vhash
-            if self.writer is not None:
-                self.writer.put(
-                    "vset",
-                    (
-                        vhash,
-                        json.dumps(sorted([n, h] for n, h in tasks)),
-                        json.dumps(sorted([p, c, h] for p, c, h in files)),
-                    ),
-                )
-        frame.vset_hash = vhash
-
-    def _record(
-        self,
-        frame: CallFrame,
-        value: Any,
-        digest: bytes | None,
-        out: JobOutcome | None,
-        result_files: list[tuple[str, bool, str | None]],
-        now: float,
-    ) -> None:
-        writer = self.writer
-        assert writer is not None
-        task = frame.task
-        eid = self.execution_id
-        writer.put("job", job_row(eid, frame, "done", frame.started, now))
-        if digest is None or (out is not None and out.data is None and out.data_error):
-            return  # not cacheable: keep the job, skip the call
-        if task.hash not in self.recorded_tasks:
-            self.recorded_tasks.add(task.hash)
-            writer.put("task", (task.hash, task.name, task.module, task.source, now))
-        result_hash = digest.hex()
-        replace = result_hash in self.corrupt_values
-        if replace or digest not in self.stored_values:
-            self.stored_values.add(digest)
-            self.corrupt_values.discard(result_hash)
-            writer.put_value(result_hash, value, out.data if out is not None else None, replace)
-        call_hash = frame.call_hash
-        assert call_hash is not None and frame.vset_hash is not None
-        for position, (name, arg_digest) in enumerate(frame.arg_digests):
-            arg_hash = arg_digest.hex()
-            writer.put("arg", (call_hash, position, name, arg_hash))
-            if arg_digest not in self.stored_values:
-                self.stored_values.add(arg_digest)
-                writer.put_value(arg_hash, _bound_value(frame, position, name), None)
-        if frame.children:
-            writer.put("children_reset", (call_hash,))
-            for position, child in enumerate(frame.children):
-                if child.call_hash is not None and child.state == DONE:
-                    writer.put("child", (call_hash, position, child.call_hash))
-        for path, _content, file_hash in result_files:
-            writer.put("file", (call_hash, "output", path, file_hash, now))
-        for path, _content, file_hash in frame.arg_files:
-            writer.put("file", (call_hash, "input", path, file_hash, now))
-        writer.put(
-            "call",
-            (
-                call_hash,
-                task.hash,
-                task.name,
-                result_hash,
-                frame.vset_hash,
-                eid,
-                self.job_id(frame),
-                now,
-            ),
-        )
-
-    # -- dry run (explain) ---------------------------------------------------------------
-    def _decision(
-        self, frame: CallFrame, action: str, reason: str, detail: str = "", diff: str | None = None
-    ) -> Decision:
-        return Decision(
-            task_name=frame.task.name,
-            call=f"{frame.task.short_name}({format_args(frame.args, frame.kwargs)})",
-            call_hash=frame.call_hash,
-            action=action,
-            reason=reason,
-            detail=detail,
-            diff=diff,
-        )
-
-    def _invalid_reason(self, vset_hash: str) -> tuple[str, str]:
-        """Why a cached call failed validation: which task below changed, or which file."""
-        vset = self.loaded_vsets.get(vset_hash)
-        if vset is None:
-            return (Reason.CHILD_CHANGED, "its record of the tasks below it is missing")
-        tasks, files = vset
-        for name, task_hash in sorted(tasks):
-            current = get_task(name)
-            if current is None:
-                return (Reason.CHILD_CHANGED, f"task {name} it called is not loaded any more")
-            if current.hash != task_hash:
-                return (Reason.CHILD_CHANGED, f"task {name} it called has changed")
-        for path, content, file_hash in sorted(files):
-            now = File(path, content_hash=content).current_hash()
-            if now != file_hash:
-                state = "was deleted" if now is None else "was modified"
-                return (Reason.FILE_CHANGED, f"file {path} {state}")
-        return (Reason.CHILD_CHANGED, "cached result is not valid any more")
-
-    def _diagnose(self, frame: CallFrame) -> Decision:
-        """A call that would run: say why (new task, code/argument/file change...)."""
-        known = self.miss_reasons.get(id(frame))
-        if known is not None:
-            return self._decision(frame, "run", known[0], known[1])
-        task = frame.task
-        if not self.use_cache or not task.options.cache:
-            where = "for this run" if not self.use_cache else "on the task (cache=False)"
-            return self._decision(frame, "run", Reason.CACHE_DISABLED, f"caching is off {where}")
-        history = self.store.history()
-        latest = history.latest_task_hash(task.name)
-        if latest is None:
-            return self._decision(frame, "run", Reason.NEW_TASK, "no call of this task is stored")
-        if latest != task.hash and not history.latest_call_args(task.hash):
-            import difflib
-
-            old = history.task_source(latest) or ""
-            new = task.source
-            diff = "\n".join(
-                difflib.unified_diff(
-                    old.splitlines(),
-                    new.splitlines(),
-                    f"{task.name} (cached)",
-                    f"{task.name} (now)",
-                    lineterm="",
-                )
-            )
-            detail = (
-                "its source changed"
-                if diff
-                else "its source is unchanged; code it uses (helpers, constants, classes) changed"
-            )
-            return self._decision(frame, "run", Reason.CODE_CHANGED, detail, diff or None)
-        before = history.latest_call_args(task.hash) or history.latest_call_args(latest)
-        changed = []
-        file_changed = False
-        for name, digest in frame.arg_digests:
-            old_hash = before.get(name)
-            if old_hash != digest.hex():
-                was = history.value_preview(old_hash) if old_hash else None
-                value = _bound_value(frame, [n for n, _ in frame.arg_digests].index(name), name)
-                if isinstance(value, File):
-                    file_changed = True
-                changed.append(f"{name} (was {was}, now {short_repr(value)})")
-        reason = Reason.FILE_CHANGED if file_changed else Reason.ARGS_CHANGED
-        detail = "argument " + "; ".join(changed) if changed else "new argument values"
-        return self._decision(frame, "run", reason, detail)
-
-    def _explain_blocked(self) -> None:
-        """Calls whose arguments wait on a call that would run: only running would tell."""
-        for frame in self.frames.values():
-            if isinstance(frame, CallFrame) and frame.state == PENDING and frame.phase == ARGS:
-                self.decisions.append(
-                    Decision(
-                        task_name=frame.task.name,
-                        call=repr(frame.expr),
-                        call_hash=None,
-                        action="unknown",
-                        reason=Reason.NEEDS_RESULT,
-                        detail="its arguments need results of calls that would run first",
-                    )
-                )
-
     # -- reporting ---------------------------------------------------------------------
-    def job_id(self, frame: CallFrame) -> str:
-        """A job's id: the execution's random prefix and the frame's counter.
-
-        Built on demand: keeping a million id strings alive costs more than making them.
-        """
-        return f"{self.job_prefix}{frame.job_no:016x}"
-
     def _counts(self, task: Task) -> TaskCounts:
         counts = self.summary.by_task.get(task.name)
         if counts is None:
@@ -1134,7 +747,7 @@ class Evaluator:
         event = JobEvent(
             kind=kind,
             execution_id=self.execution_id,
-            job_id=self.job_id(frame),
+            job_id=self.recorder.job_id(frame),
             task_name=frame.task.name,
             call_hash=frame.call_hash,
             args_preview=f"{frame.task.short_name}({format_args(frame.args, frame.kwargs)})",
@@ -1146,118 +759,3 @@ class Evaluator:
                 listener(event)
             except Exception:
                 log.exception("lazyflow: job listener %r failed", listener)
-
-
-class ArgsPreview:
-    """``task(args...)`` formatted only when written (by the writer thread)."""
-
-    __slots__ = ("args", "kwargs", "name")
-
-    def __init__(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.name, self.args, self.kwargs = name, args, kwargs
-
-    def __str__(self) -> str:
-        return f"{self.name}({format_args(self.args, self.kwargs)})"
-
-
-def job_row(
-    execution_id: str,
-    frame: CallFrame,
-    status: str,
-    started: float,
-    finished: float,
-    error: str | None = None,
-) -> tuple[Any, ...]:
-    prefix = execution_id[:16]
-    parent = f"{prefix}{frame.context.job_no:016x}" if frame.context is not None else None
-    return (
-        f"{prefix}{frame.job_no:016x}",
-        execution_id,
-        frame.call_hash,
-        frame.task.name,
-        parent,
-        status,
-        status == "cached",
-        started,
-        finished,
-        frame.attempts,
-        ArgsPreview(frame.task.short_name, frame.args, frame.kwargs),
-        error,
-    )
-
-
-def _bound_value(frame: CallFrame, position: int, name: str) -> Any:
-    args = frame.args
-    if position < len(args) and frame.task._simple:
-        return args[position]
-    for n, v in frame.task.bind(frame.args, frame.kwargs):
-        if n == name:
-            return v
-    return None
-
-
-def _collect(value: Any, out: list[Expression]) -> None:
-    """Append every Expression inside `value` (containers and dataclasses) to `out`."""
-    cls = type(value)
-    if cls is list or cls is tuple:
-        for item in value:
-            if isinstance(item, Expression):
-                out.append(item)
-            elif type(item) in _CONTAINERS or hasattr(type(item), "__dataclass_fields__"):
-                _collect(item, out)
-        return
-    if isinstance(value, Expression):
-        out.append(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _collect(k, out)
-            _collect(v, out)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _collect(item, out)
-    elif hasattr(cls, "__dataclass_fields__") and not isinstance(value, type):
-        for name in cls.__dataclass_fields__:
-            _collect(getattr(value, name, None), out)
-
-
-_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
-
-
-def _substitute(value: Any, frames: dict[int, Frame]) -> Any:
-    if isinstance(value, Expression):
-        return frames[id(value)].value
-    cls = type(value)
-    if cls in _ATOMS:
-        return value
-    if cls is Quote:
-        return value.value
-    if cls is list:
-        return [_substitute(v, frames) for v in value]
-    if cls is tuple:
-        items = [_substitute(v, frames) for v in value]
-        # Unchanged argument tuples are kept, not copied (a million calls' worth).
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else tuple(items)
-    if cls is dict:
-        if not value:
-            return value
-        return {_substitute(k, frames): _substitute(v, frames) for k, v in value.items()}
-    if cls is set or cls is frozenset:
-        return cls(_substitute(v, frames) for v in value)
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return cls._make(_substitute(v, frames) for v in value)
-    if isinstance(value, dict):
-        new = copy.copy(value)
-        for k, v in value.items():
-            new[k] = _substitute(v, frames)
-        return new
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if not contains_expression(value):
-            return value
-        new = copy.copy(value)  # type: ignore[arg-type]
-        for field in dataclasses.fields(value):
-            object.__setattr__(new, field.name, _substitute(getattr(value, field.name), frames))
-        return new
-    return value
-
-
-_ATOMS = frozenset({int, float, str, bytes, bool, type(None)})

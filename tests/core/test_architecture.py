@@ -27,7 +27,10 @@ FORBIDDEN = {
     "files": {"expression", "task", "evaluator", "scheduler", "store", "executors"},
     "expression": {"task", "evaluator", "scheduler", "store", "executors"},
     "task": {"evaluator", "scheduler", "store", "executors"},
-    "evaluator": {"scheduler", "cli"},
+    "frames": {"evaluator", "scheduler", "store", "executors", "cli"},
+    "recording": {"evaluator", "scheduler", "store", "cli"},
+    "explain": {"scheduler", "store", "executors", "cli"},
+    "evaluator": {"scheduler", "store", "cli"},
     "executors": {"evaluator", "scheduler", "store", "cli"},
     "store": {"evaluator", "scheduler", "executors", "cli"},
 }

@@ -139,11 +139,13 @@ def test_failure_without_retry_fails_the_task_with_the_original_error(
     artifacts = read_artifacts(flow_state.state_details.flow_run_id)
     assert "| Status | **failed** |" in artifacts[SUMMARY_KEY].data
     assert "injected failure for x=1" in artifacts[SUMMARY_KEY].data
-    failed = [row for row in json.loads(artifacts[TABLE_KEY].data) if row["status"] == "failed"]
-    assert len(failed) == 1, failed
-    assert failed[0]["task"] == square.name
-    assert failed[0]["call"].startswith("square(1, ")
-    assert "injected failure for x=1" in failed[0]["error"]
+    rows = json.loads(artifacts[TABLE_KEY].data)
+    failed = {row["task"]: row for row in rows if row["status"] == "failed"}
+    # The failing call, and the parent whose result needed it.
+    assert set(failed) == {square.name, fanout.name}, failed
+    assert failed[square.name]["call"].startswith("square(1, ")
+    assert "injected failure for x=1" in failed[square.name]["error"]
+    assert "a call it made failed" in failed[fanout.name]["error"]
 
 
 def test_bad_reference_or_arguments_fail_clearly_and_are_not_retried() -> None:
