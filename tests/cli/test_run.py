@@ -34,7 +34,8 @@ def test_failing_task_exits_1_with_error_and_user_frames(cli: Cli, db_url: str) 
     assert "flows.divide called as divide(1, 0)" in result.err
     assert "in helper" in result.err and "return a / b" in result.err
     assert "lazyflow_core" not in result.err  # internals hidden
-    assert "failed: 3 jobs, 2 executed, 0 cached, 1 failed" in result.err
+    # the failing call, and its parent whose result needed it
+    assert "failed: 4 jobs, 2 executed, 0 cached, 2 failed" in result.err
     full = cli("run", "flows.py", "fails", "--db", db_url, "--traceback")
     assert full.code == 1 and "lazyflow_core" in full.err
 
