@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench bench-quick bench-profile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,17 @@ typecheck: $(VENV)/.installed-all
 
 clean:
 	rm -rf $(VENV) .lazyflow examples/.lazyflow .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (issue 7): every scenario, ~15 min on 2 cores; rewrites the results section
+# of benchmarks/README.md. The runner creates .venv-redun (redun 0.44) itself.
+bench: $(VENV)/.installed-all
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(VENV)/.installed-all
+	$(BIN)/python -m benchmarks --quick
+
+bench-profile: $(VENV)/.installed-all
+	$(PIP) install pyinstrument py-spy
+	$(BIN)/python -m benchmarks.profile fanout:100k --tool py-spy
+	$(BIN)/python -m benchmarks.profile cached-flat:100k --tool py-spy
+	$(BIN)/python -m benchmarks.profile chain:100k --tool py-spy

@@ -35,14 +35,24 @@ def _mem_gib() -> float | None:
 
 def _git_commit() -> str:
     try:
-        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                              capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if proc.returncode != 0:
         return "uncommitted"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
     return proc.stdout.strip() + ("+dirty" if dirty.strip() else "")
 
 
@@ -60,5 +70,7 @@ def describe() -> dict[str, Any]:
 
 
 def one_line(info: dict[str, Any]) -> str:
-    return (f"machine: {info['nproc']} cores, {info['cpu']}, {info['mem_gib']} GiB, "
-            f"Python {info['python']}, commit {info['commit']}, {info['date']}")
+    return (
+        f"machine: {info['nproc']} cores, {info['cpu']}, {info['mem_gib']} GiB, "
+        f"Python {info['python']}, commit {info['commit']}, {info['date']}"
+    )

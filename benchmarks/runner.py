@@ -80,10 +80,17 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         c = self.case
         return {
-            "key": c.key, "scenario": c.scenario, "system": c.system, "workload": c.workload,
-            "params": c.params, "label": c.label, "store": c.store, "status": self.status,
+            "key": c.key,
+            "scenario": c.scenario,
+            "system": c.system,
+            "workload": c.workload,
+            "params": c.params,
+            "label": c.label,
+            "store": c.store,
+            "status": self.status,
             "data": {k: v for k, v in self.data.items() if k != "traceback"},
-            "process_seconds": self.process_seconds, "maxrss_kb": self.maxrss_kb,
+            "process_seconds": self.process_seconds,
+            "maxrss_kb": self.maxrss_kb,
             "note": self.note,
         }
 
@@ -93,10 +100,12 @@ def load_results(path: Path) -> list[Result]:
     payload = json.loads(path.read_text())
     out = []
     for d in payload["results"]:
-        case = Case(d["scenario"], d["system"], d["workload"], d["params"], d["label"],
-                    store=d["store"])
-        out.append(Result(case, d["status"], d["data"], d["process_seconds"],
-                          d["maxrss_kb"], d["note"]))
+        case = Case(
+            d["scenario"], d["system"], d["workload"], d["params"], d["label"], store=d["store"]
+        )
+        out.append(
+            Result(case, d["status"], d["data"], d["process_seconds"], d["maxrss_kb"], d["note"])
+        )
     return out
 
 
@@ -134,31 +143,38 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("LAZYFLOW_DB", None)
     env.pop("VIRTUAL_ENV", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH")] if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH"), str(REPO)] if p)
     return env
 
 
-def run_child(python: Path, case: Case, cwd: Path, timeout: float,
-              env: dict[str, str] | None = None) -> Result:
+def run_child(
+    python: Path, case: Case, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> Result:
     """Run ``case`` in a new process group under ``cwd``; kill the group on timeout."""
     params = {**case.params, "workdir": str(cwd)}
     spec = {"system": case.system, "workload": case.workload, "params": params}
     cmd = [str(python), "-m", "benchmarks.child", json.dumps(spec)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=env or child_env(),
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=out, stderr=err, env=env or child_env(), start_new_session=True
+        )
         timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() - t0 > timeout:
-                timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() - t0 > timeout:
+                    timed_out = True
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                time.sleep(0.02)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the case down with us
+            _kill_group(proc.pid)
+            proc.wait()
+            raise
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         _kill_group(proc.pid)  # stray pool workers, if any
@@ -166,8 +182,9 @@ def run_child(python: Path, case: Case, cwd: Path, timeout: float,
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr_tail = err.read().decode(errors="replace")[-4000:]
-    result = Result(case, "ok", process_seconds=seconds, maxrss_kb=usage.ru_maxrss,
-                    stderr_tail=stderr_tail)
+    result = Result(
+        case, "ok", process_seconds=seconds, maxrss_kb=usage.ru_maxrss, stderr_tail=stderr_tail
+    )
     lines = [ln for ln in stdout.splitlines() if ln.startswith(MARKER)]
     if timed_out:
         result.status, result.note = "timeout", f"timeout after {timeout:.0f} s"
@@ -176,7 +193,7 @@ def run_child(python: Path, case: Case, cwd: Path, timeout: float,
         last = stderr_tail.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         result.note = f"crashed (exit {proc.returncode}): {last[0][:300]}"
     else:
-        result.data = json.loads(lines[-1][len(MARKER):])
+        result.data = json.loads(lines[-1][len(MARKER) :])
         if not result.data.get("ok"):
             result.status, result.note = "error", result.data.get("error", "")
     return result
@@ -190,8 +207,13 @@ def _kill_group(pgid: int) -> None:
 class Runner:
     """Runs cases once each (deduplicated by key), honouring stores and preparation."""
 
-    def __init__(self, workdir: Path, log: Callable[[str], None] = print,
-                 unavailable: dict[str, str] | None = None, timeout_scale: float = 1.0):
+    def __init__(
+        self,
+        workdir: Path,
+        log: Callable[[str], None] = print,
+        unavailable: dict[str, str] | None = None,
+        timeout_scale: float = 1.0,
+    ):
         self.workdir = workdir
         self.log = log
         self.unavailable = dict(unavailable or {})
@@ -232,12 +254,14 @@ def check_expectations(result: Result) -> Result:
     """Turn a result whose values differ from ``case.expect`` into an error."""
     if not result.ok:
         return result
-    wrong = {k: (v, result.data.get(k)) for k, v in result.case.expect.items()
-             if result.data.get(k) != v}
+    wrong = {
+        k: (v, result.data.get(k)) for k, v in result.case.expect.items() if result.data.get(k) != v
+    }
     if wrong:
         result.status = "error"
         result.note = "wrong result: " + ", ".join(
-            f"{k} expected {want!r}, got {got!r}" for k, (want, got) in wrong.items())
+            f"{k} expected {want!r}, got {got!r}" for k, (want, got) in wrong.items()
+        )
     return result
 
 

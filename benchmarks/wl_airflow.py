@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-MAPPED_DAG = '''
+MAPPED_DAG = """
 import json, os
 import pendulum
 from airflow.sdk import dag, task
@@ -52,9 +52,9 @@ def bench_mapped():
 
 
 DAG = bench_mapped()
-'''
+"""
 
-OPERATOR_DAG = '''
+OPERATOR_DAG = """
 import os
 import pendulum
 from airflow.sdk import DAG
@@ -80,7 +80,7 @@ with DAG(dag_id="bench_operator", schedule=None, catchup=False,
         LazyFlowOperator(task_id="lazyflow", workflow="benchmarks.wl_lazyflow:main",
                          op_args=[N], db=DB)
 DAG = DAG_
-'''
+"""
 
 
 def _setup(workdir: str, name: str, source: str, n: int) -> Any:
@@ -88,16 +88,18 @@ def _setup(workdir: str, name: str, source: str, n: int) -> Any:
     home = Path(workdir) / "airflow"
     dags = home / "dags"
     dags.mkdir(parents=True, exist_ok=True)
-    os.environ.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "BENCH_N": str(n),
-        "BENCH_OUT": str(Path(workdir) / "result.json"),
-        "BENCH_LAZYFLOW_DB": f"sqlite:///{Path(workdir) / 'lazyflow.db'}",
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "BENCH_N": str(n),
+            "BENCH_OUT": str(Path(workdir) / "result.json"),
+            "BENCH_LAZYFLOW_DB": f"sqlite:///{Path(workdir) / 'lazyflow.db'}",
+        }
+    )
     path = dags / f"{name}.py"
     path.write_text(textwrap.dedent(source))
     from airflow.utils import db
@@ -117,9 +119,11 @@ def _xcom(dag_run: Any, task_id: str) -> Any:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = (session.query(XComModel)
-               .filter_by(run_id=dag_run.run_id, task_id=task_id, key="return_value")
-               .first())
+        row = (
+            session.query(XComModel)
+            .filter_by(run_id=dag_run.run_id, task_id=task_id, key="return_value")
+            .first()
+        )
         if row is None:
             return None
         value = row.value
@@ -133,8 +137,13 @@ def mapped(n: int, workdir: str, **_: Any) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     out = Path(workdir) / "result.json"
     value = json.loads(out.read_text()) if out.exists() else None
-    return {"wall": wall, "calls": n + 1, "value": value, "state": str(dag_run.state),
-            "airflow_tasks": n + 1}
+    return {
+        "wall": wall,
+        "calls": n + 1,
+        "value": value,
+        "state": str(dag_run.state),
+        "airflow_tasks": n + 1,
+    }
 
 
 def operator(n: int, workdir: str, **_: Any) -> dict[str, Any]:
@@ -142,10 +151,17 @@ def operator(n: int, workdir: str, **_: Any) -> dict[str, Any]:
     t0 = time.perf_counter()
     dag_run = dag.test()
     wall = time.perf_counter() - t0
-    result: dict[str, Any] = {"wall": wall, "calls": n + 2, "state": str(dag_run.state),
-                              "airflow_tasks": 1, "value": _xcom(dag_run, "lazyflow")}
+    result: dict[str, Any] = {
+        "wall": wall,
+        "calls": n + 2,
+        "state": str(dag_run.state),
+        "airflow_tasks": 1,
+        "value": _xcom(dag_run, "lazyflow"),
+    }
     if importlib.util.find_spec("lazyflow_airflow") is None or not hasattr(
-            importlib.import_module("lazyflow_airflow"), "LazyFlowOperator"):
-        result["note"] = ("LazyFlowOperator not available: measured a TaskFlow task "
-                          "running lazyflow's Scheduler")
+        importlib.import_module("lazyflow_airflow"), "LazyFlowOperator"
+    ):
+        result["note"] = (
+            "LazyFlowOperator not available: measured a TaskFlow task running lazyflow's Scheduler"
+        )
     return result

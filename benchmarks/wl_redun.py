@@ -55,8 +55,9 @@ def _count_queries(scheduler: Scheduler) -> list[int]:
     return counter
 
 
-def fanout(n: int, workdir: str, flat: bool = False, executor: str = "threads",
-           **_: Any) -> dict[str, Any]:
+def fanout(
+    n: int, workdir: str, flat: bool = False, executor: str = "threads", **_: Any
+) -> dict[str, Any]:
     """Cold or cached (same call in a fresh process over the same DB) fan-out."""
     t0 = time.perf_counter()
     scheduler = _scheduler(workdir, "process" if executor == "processes" else "thread")
@@ -64,8 +65,7 @@ def fanout(n: int, workdir: str, flat: bool = False, executor: str = "threads",
     expr = total([inc(i) for i in range(n)]) if flat else main_(n)
     value = scheduler.run(expr)
     wall = time.perf_counter() - t0
-    return {"wall": wall, "calls": n + (1 if flat else 2), "value": value,
-            "queries": queries[0]}
+    return {"wall": wall, "calls": n + (1 if flat else 2), "value": value, "queries": queries[0]}
 
 
 def chain(depth: int, workdir: str, **_: Any) -> dict[str, Any]:
