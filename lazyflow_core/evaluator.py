@@ -28,6 +28,7 @@ pickling and no database writes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import pickle
 import queue
@@ -88,6 +89,8 @@ INLINE_SECONDS = 100e-6
 """Calls of a task measured to take less than this run on the scheduler thread."""
 WRITER_BACKLOG = 200_000
 """Records the store writer may lag behind before the scheduler waits for it."""
+GC_YOUNG_EVERY = 5_000
+"""Calls between collections of the young generations while automatic GC is paused."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
 
@@ -143,6 +146,7 @@ class Evaluator:
         # per job on the hot path).
         self.job_prefix = execution_id[:16]
         self.job_counter = 0
+        self.collected_at = 0
         self.cancelled = False
         self.stopping = False
         self.summary = RunSummary(execution_id=execution_id)
@@ -155,6 +159,19 @@ class Evaluator:
     def evaluate(self, expr: Any) -> Any:
         if not contains_expression(expr):
             return expr
+        # The frames of a run live until it ends, so every automatic full collection
+        # would walk all of them again (14% of a 100k-call run, more at 1M). Automatic
+        # collection pauses; young generations are still collected every few thousand
+        # calls (cheap: only new objects), and everything is collected after the run.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._evaluate(expr)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _evaluate(self, expr: Any) -> Any:
         root = self.frame_for_value(expr, None)
         if isinstance(root, CallFrame):
             self.root_call = root
@@ -177,6 +194,9 @@ class Evaluator:
             if self.lookups:
                 self.resolve_lookups()
                 continue
+            if self.job_counter - self.collected_at >= GC_YOUNG_EVERY:
+                gc.collect(1)
+                self.collected_at = self.job_counter
             if self.to_submit:
                 writer = self.writer
                 if writer is not None and writer.backlog > WRITER_BACKLOG:
