@@ -264,6 +264,28 @@ def function_hash(func: Any) -> str:
     return code_ref_hash(func)
 
 
+def dependency_hashes(func: Any) -> dict[str, str]:
+    """``{name: hash}`` of each global and closure variable a function refers to.
+
+    Stored with each task version, so ``explain`` can say *which* helper, constant or
+    class changed when a task's own source did not.
+    """
+    if not isinstance(func, types.FunctionType):
+        return {}
+    hasher = _CodeHasher()
+    out = {}
+    for name in sorted(_code_names(func.__code__)):
+        if name in func.__globals__:
+            out[name] = hashlib.sha256(hasher.ref(func.__globals__[name])).hexdigest()[:16]
+    if func.__closure__:
+        for name, cell in zip(func.__code__.co_freevars, func.__closure__, strict=False):
+            try:
+                out[name] = hashlib.sha256(hasher.ref(cell.cell_contents)).hexdigest()[:16]
+            except ValueError:
+                continue
+    return out
+
+
 def code_ref_hash(obj: Any) -> str:
     """Hex hash of anything a task may list in ``hash_includes`` (code or value)."""
     return hashlib.sha256(_CodeHasher().ref(obj)).digest()[:DIGEST_SIZE].hex()

@@ -81,11 +81,20 @@ def diagnose(ev: Evaluator, frame: CallFrame) -> Decision:
                 lineterm="",
             )
         )
-        detail = (
-            "its source changed"
-            if diff
-            else "its source is unchanged; code it uses (helpers, constants, classes) changed"
+        before_deps = history.task_dependencies(latest)
+        now_deps = task.dependencies
+        changed_deps = sorted(
+            name
+            for name in set(before_deps) | set(now_deps)
+            if before_deps.get(name) != now_deps.get(name)
         )
+        uses = f"; what it uses changed: {', '.join(changed_deps)}" if changed_deps else ""
+        if diff:
+            detail = "its source changed" + uses
+        elif changed_deps:
+            detail = f"its source is unchanged; what it uses changed: {', '.join(changed_deps)}"
+        else:
+            detail = "its source is unchanged; code it uses (helpers, constants, classes) changed"
         return decision(frame, "run", Reason.CODE_CHANGED, detail, diff or None)
     before = history.latest_call_args(task.hash) or history.latest_call_args(latest)
     changed = []

@@ -110,7 +110,17 @@ class Recorder:
             return  # not cacheable: keep the job, skip the call
         if task.hash not in self.recorded_tasks:
             self.recorded_tasks.add(task.hash)
-            writer.put("task", (task.hash, task.name, task.module, task.source, now))
+            writer.put(
+                "task",
+                (
+                    task.hash,
+                    task.name,
+                    task.module,
+                    task.source,
+                    now,
+                    json.dumps(task.dependencies),
+                ),
+            )
         result_hash = digest.hex()
         replace = result_hash in self.corrupt_values
         if replace or digest not in self.stored_values:

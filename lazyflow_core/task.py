@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from .codehash import code_ref_hash, function_hash, readable_source
+from .codehash import code_ref_hash, dependency_hashes, function_hash, readable_source
 from .errors import TaskCallError, TaskDefinitionError
 from .expression import CallExpression, format_args
 from .hashing import hash_struct
@@ -147,6 +147,11 @@ class Task:
     @property
     def source(self) -> str:
         return readable_source(self.func)
+
+    @property
+    def dependencies(self) -> dict[str, str]:
+        """``{name: hash}`` of the globals and closure variables the task refers to."""
+        return dependency_hashes(self.func)
 
     def __reduce__(self) -> Any:
         module = sys.modules.get(self.func.__module__)

@@ -67,6 +67,9 @@ tasks = Table(
     Column("module", String(512)),
     Column("source", Text),
     Column("created_at", Float),
+    # JSON {global name: hash} of the code and values the task reaches (explain says
+    # which helper or constant changed).
+    Column("dependencies", Text),
     Index("ix_lf_tasks_name", "name"),
 )
 

@@ -31,7 +31,7 @@ from .blobs import BlobStore
 log = logging.getLogger("lazyflow.store")
 
 DEFAULT_URL = "sqlite:///.lazyflow/lazyflow.db"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 VERSION_TABLE = "lf_alembic_version"
 _PG_LOCK_KEY = 0x1A2F10E  # arbitrary, stable: serializes migrations on one database
 _CHUNK = 500
@@ -367,6 +367,13 @@ class CallHistory:
             "SELECT source FROM lf_tasks WHERE hash IN ({marks})", [task_hash]
         )
         return rows[0][0] if rows else None
+
+    def task_dependencies(self, task_hash: str) -> dict[str, str]:
+        """``{global name: hash}`` recorded for a task version ({} if unknown)."""
+        rows = self.store._select_in(
+            "SELECT dependencies FROM lf_tasks WHERE hash IN ({marks})", [task_hash]
+        )
+        return json.loads(rows[0][0]) if rows and rows[0][0] else {}
 
     def latest_call_args(self, task_hash: str) -> dict[str, str]:
         """``{arg name: value hash}`` of the most recent call of this task version."""

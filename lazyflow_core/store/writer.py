@@ -37,7 +37,8 @@ def _sql(dialect: str) -> dict[str, str]:
         return ", ".join([p] * n)
 
     return {
-        "task": f"INSERT INTO lf_tasks (hash, name, module, source, created_at) VALUES ({ph(5)}) "
+        "task": "INSERT INTO lf_tasks (hash, name, module, source, created_at, dependencies) "
+        f"VALUES ({ph(6)}) "
         "ON CONFLICT (hash) DO NOTHING",
         "call": "INSERT INTO lf_calls (call_hash, task_hash, task_name, result_hash, "
         f"validation_hash, execution_id, job_id, created_at) VALUES ({ph(8)}) "

@@ -20,7 +20,7 @@ def test_db_info(store: Store) -> None:
     result = store.cli("db", "info")
     assert result.code == 0, result.err
     out = result.out
-    assert "schema    revision 0001, head 0001: up to date" in out
+    assert "schema    revision 0002, head 0002: up to date" in out
     assert "lf_executions" in out and "lf_calls" in out
     counts = {
         parts[0]: int(parts[1])
@@ -34,9 +34,9 @@ def test_db_info(store: Store) -> None:
 def test_db_upgrade_creates_then_reports_current(cli: Cli, sqlite_url: str) -> None:
     first = cli("db", "upgrade", "--db", sqlite_url)
     assert first.code == 0, first.err
-    assert "upgraded from revision (empty) to 0001" in first.out
+    assert "upgraded from revision (empty) to 0002" in first.out
     second = cli("db", "upgrade", "--db", sqlite_url)
-    assert "is at revision 0001 (head): nothing to do" in second.out
+    assert "is at revision 0002 (head): nothing to do" in second.out
     info = cli("db", "info", "--db", sqlite_url)
     assert "lf_values                    0" in info.out
 

@@ -98,7 +98,9 @@ def test_migrations_create_exactly_the_declared_schema(sqlite_url: str) -> None:
 
     store = Store(sqlite_url)
     store._upgrade()  # the migrations themselves (a new store is created from metadata)
-    assert store.current_revision() == "0001"
+    from lazyflow_core.store.sql import HEAD_REVISION
+
+    assert store.current_revision() == HEAD_REVISION
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": "lf_alembic_version"})
         diff = compare_metadata(context, metadata)
@@ -121,3 +123,30 @@ def test_new_store_is_created_at_head_and_upgrades_cleanly(db_url: str) -> None:
     fresh._upgrade()  # alembic agrees the schema is current: nothing to do, no error
     assert fresh.current_revision() == HEAD_REVISION
     fresh.close()
+
+
+def test_an_older_store_is_upgraded_automatically(db_url: str) -> None:
+    """A store at the first revision is migrated on first use and keeps working."""
+    from sqlalchemy import inspect
+
+    from lazyflow_core import Scheduler, task
+    from lazyflow_core.store import Store
+    from lazyflow_core.store.sql import HEAD_REVISION
+
+    old = Store(db_url)
+    old._upgrade("0001")
+    with old.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("lf_tasks")}
+    assert "dependencies" not in columns
+    old.close()
+
+    @task(version="1")
+    def double(x: int) -> int:
+        return 2 * x
+
+    sched = Scheduler(db=db_url)
+    assert sched.run(double(21)) == 42
+    assert sched.store.current_revision() == HEAD_REVISION
+    assert sched.run(double(21)) == 42
+    assert sched.last_run is not None and sched.last_run.cached == 1
+    sched.close()
