@@ -57,7 +57,7 @@ from .expression import (
     contains_expression,
     format_args,
 )
-from .files import File, iter_files
+from .files import iter_files
 from .frames import (
     DONE,
     FAILED,
@@ -77,8 +77,8 @@ from .frames import (
 )
 from .frames import substitute as substitute_values
 from .hashing import UnhashableValue, hash_struct, value_digest
-from .recording import Recorder
-from .task import Task, get_task
+from .recording import Recorder, changed_file, stale_task
+from .task import Task
 
 if TYPE_CHECKING:
     from .store.writer import StoreWriter  # the evaluator only calls writer.put()
@@ -428,7 +428,7 @@ class Evaluator:
         valid: list[tuple[CallFrame, str, str]] = []
         for f in frames:
             hit = hits.get(f.call_hash)
-            if hit is not None and self._valid(*hit):
+            if hit is not None and self._valid(hit[1]):
                 valid.append((f, hit[0], hit[1]))
             else:
                 if hit is not None and self.dry_run:
@@ -458,26 +458,16 @@ class Evaluator:
                 continue
             self.finish_cached(f, value, result_hash, vset_hash)
 
-    def _valid(self, result_hash: str, vset_hash: str) -> bool:
+    def _valid(self, vset_hash: str) -> bool:
+        """A cached call is reusable: no task below it changed and no file it touched."""
         vset = self.loaded_vsets.get(vset_hash)
         if vset is None:
             return False
         tasks, files = vset
-        ok = self.valid_task_sets.get(vset_hash)
+        ok = self.valid_task_sets.get(vset_hash)  # tasks don't change during a run
         if ok is None:
-            ok = True
-            for name, task_hash in tasks:
-                current = get_task(name)
-                if current is None or current.hash != task_hash:
-                    ok = False
-                    break
-            self.valid_task_sets[vset_hash] = ok
-        if not ok:
-            return False
-        for path, content, file_hash in files:
-            if File(path, content_hash=content).current_hash() != file_hash:
-                return False
-        return True
+            ok = self.valid_task_sets[vset_hash] = stale_task(tasks) is None
+        return ok and (not files or changed_file(files) is None)
 
     def finish_cached(self, frame: CallFrame, value: Any, result_hash: str, vset_hash: str) -> None:
         frame.cached = True

@@ -15,7 +15,7 @@ from .events import Decision, Reason
 from .expression import format_args, short_repr
 from .files import File
 from .frames import ARGS, PENDING, CallFrame
-from .recording import bound_value
+from .recording import bound_value, changed_file, stale_task
 from .task import get_task
 
 if TYPE_CHECKING:
@@ -42,17 +42,17 @@ def invalid_reason(vset: tuple[frozenset[Any], frozenset[Any]] | None) -> tuple[
     if vset is None:
         return (Reason.CHILD_CHANGED, "its record of the tasks below it is missing")
     tasks, files = vset
-    for name, task_hash in sorted(tasks):
-        current = get_task(name)
-        if current is None:
-            return (Reason.CHILD_CHANGED, f"task {name} it called is not loaded any more")
-        if current.hash != task_hash:
-            return (Reason.CHILD_CHANGED, f"task {name} it called has changed")
-    for path, content, file_hash in sorted(files):
-        now = File(path, content_hash=content).current_hash()
-        if now != file_hash:
-            state = "was deleted" if now is None else "was modified"
-            return (Reason.FILE_CHANGED, f"file {path} {state}")
+    name = stale_task(tasks)
+    if name is not None:
+        state = "is not loaded any more" if get_task(name) is None else "has changed"
+        return (Reason.CHILD_CHANGED, f"task {name} it called {state}")
+    changed = changed_file(files)
+    if changed is not None:
+        path, now = changed
+        return (
+            Reason.FILE_CHANGED,
+            f"file {path} {'was deleted' if now is None else 'was modified'}",
+        )
     return (Reason.CHILD_CHANGED, "cached result is not valid any more")
 
 

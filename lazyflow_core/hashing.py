@@ -329,9 +329,6 @@ def _hash_reduced(w: _Walker, v: Any) -> bytes:
     if ctor is getattr(copyreg, "__newobj__", None) and args and args[0] is type(v):
         args = args[1:]
     state = rest[0] if rest else None
-    if isinstance(state, dict):
-        # Instance attributes that are themselves unhashable caches are common; keep strict.
-        state = dict(state)
     h = hashlib.sha256(b"O" + qualified_name(type(v)).encode())
     h.update(w.child(args, ".__args__"))
     h.update(w.child(state, ".__dict__") if state is not None else b"-")

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .executors.base import JobOutcome
 from .expression import format_args
+from .files import File
 from .frames import DONE, EMPTY, CallFrame
 from .hashing import hash_struct
+from .task import get_task
 
 if TYPE_CHECKING:
     from .store.writer import StoreWriter  # only put() and put_value() are used
@@ -204,4 +206,22 @@ def bound_value(frame: CallFrame, position: int, name: str) -> Any:
     for n, v in frame.task.bind(frame.args, frame.kwargs):
         if n == name:
             return v
+    return None
+
+
+def stale_task(tasks: frozenset[tuple[str, str]]) -> str | None:
+    """The first task of a validation set that changed or is no longer loaded, if any."""
+    for name, task_hash in sorted(tasks):
+        current = get_task(name)
+        if current is None or current.hash != task_hash:
+            return name
+    return None
+
+
+def changed_file(files: frozenset[tuple[str, bool, str | None]]) -> tuple[str, str | None] | None:
+    """The first file of a validation set whose hash is not the recorded one: (path, now)."""
+    for path, content, file_hash in sorted(files, key=lambda f: f[0]):
+        now = File(path, content_hash=content).current_hash()
+        if now != file_hash:
+            return path, now
     return None
