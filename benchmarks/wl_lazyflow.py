@@ -5,7 +5,9 @@ opening its store (also reported alone as ``startup``: engine, schema check), bu
 the expression and ``run``. Imports are once-per-process costs, measured separately
 (``import_seconds``: ``lazyflow_core`` and its lazily imported store module). Store
 queries are counted with a SQLAlchemy ``before_cursor_execute`` listener on
-``Scheduler.store.engine``; the run summary (``Scheduler.last_run``) gives jobs, cached
+``Scheduler.store.engine`` (schema checks, provenance queries) plus ``Store.statements``
+(cache lookups and the writers' batches, sent on raw DB-API connections that SQLAlchemy's
+events do not see, some of them by the writer process); the run summary (``Scheduler.last_run``) gives jobs, cached
 and executed counts, which the runner checks.
 """
 
@@ -67,11 +69,13 @@ def store_engine(scheduler: Any) -> Any:
 
 
 def count_queries(scheduler: Any) -> list[int]:
-    """A one-item list that counts statements sent to the store from now on."""
+    """A one-item list that counts statements sent to the store from now on, through
+    SQLAlchemy; `queries_since` adds the store's own DB-API statements."""
     counter = [0]
     engine = store_engine(scheduler)
     if engine is None:
         return [-1]
+    counter.append(getattr(getattr(scheduler, "store", None), "statements", 0))
     from sqlalchemy import event
 
     def _on_execute(*_args: Any) -> None:
@@ -79,6 +83,14 @@ def count_queries(scheduler: Any) -> list[int]:
 
     event.listen(engine, "before_cursor_execute", _on_execute)
     return counter
+
+
+def queries_since(scheduler: Any, counter: list[int]) -> int:
+    """Statements sent since `count_queries`: SQLAlchemy's and the store's own."""
+    if counter[0] == -1:
+        return -1
+    own = getattr(getattr(scheduler, "store", None), "statements", 0)
+    return counter[0] + own - counter[1]
 
 
 def _close(scheduler: Any) -> None:
@@ -118,7 +130,7 @@ def fanout(
         "wall": wall,
         "calls": calls,
         "value": value,
-        "queries": queries[0],
+        "queries": queries_since(scheduler, queries),
         "startup": opened,
         "build": built - opened,
         "run": wall - built,
@@ -145,7 +157,7 @@ def chain(depth: int, workdir: str, **_: Any) -> dict[str, Any]:
         "wall": wall,
         "calls": depth,
         "value": value,
-        "queries": queries[0],
+        "queries": queries_since(scheduler, queries),
         "startup": opened,
         "build": built - opened,
         "run": wall - built,

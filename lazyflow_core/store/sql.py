@@ -82,6 +82,10 @@ class Store:
             blob_root = os.path.join(os.path.dirname(self.sqlite_path) or ".", "blobs")
         self.blobs = BlobStore(blob_root) if blob_root else None
         self._schema_ready = False
+        # Statements sent through the store's own DB-API paths (cache lookups, the
+        # writers' batches), which SQLAlchemy's execute events do not see; benchmarks
+        # report them.
+        self.statements = 0
         self._local = threading.local()
         self._read_conns: list[Any] = []
         # A store dropped without close() still returns its connections (PostgreSQL
@@ -236,6 +240,7 @@ class Store:
             cur = self._read_cursor()
             for chunk in _chunks(keys):
                 cur.execute(sql.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
+                self.statements += 1
                 rows.extend(cur.fetchall())
             cur.close()
         except Exception:

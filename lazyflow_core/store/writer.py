@@ -1,123 +1,72 @@
 """Batched, asynchronous writes to the store.
 
 The scheduler thread only appends tuples to a deque (thread-safe, no lock, no I/O). A
-writer thread drains whatever has accumulated, every few milliseconds, into one
-transaction per drain with one ``executemany`` per table: group commit. Under load the
-batches grow; when idle, a record reaches the database within ~20 ms, so a run killed with
-``kill -9`` keeps practically every call that had completed.
+writer thread drains whatever has accumulated, every few milliseconds, turns it into
+database rows (pickling values, formatting argument previews: work kept off the scheduler
+thread) and writes it as one transaction with one ``executemany`` per table: group
+commit. Under load the batches grow; when idle, a record reaches the database within
+~20 ms, so a run killed with ``kill -9`` keeps practically every call that had completed.
 
-Rows of one table are sorted by key inside a transaction so that concurrent writers on
-PostgreSQL lock rows in the same order (no deadlocks); transient lock errors are retried.
+Once a run has written a few thousand records, the writer hands the database work to a
+*writer process* (`batch_write`): a thread cannot insert rows in parallel with a busy
+scheduler thread, because the GIL turns every inserted row into a wait (see
+`batch_write`). Small runs never start it. ``LAZYFLOW_WRITER=thread`` keeps all writes in
+the thread; ``LAZYFLOW_WRITER=process`` uses the process from the first record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict, deque
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
+from ..errors import StoreError
 from ..expression import short_repr
+from . import batch_write
+from .batch_write import Batch
 from .sql import Store
 
 log = logging.getLogger("lazyflow.store")
 
 _POLL = 0.02
-_MAX_ROWS = 20000
+_MAX_ROWS = 50_000
+# Records a run writes through the thread before the writer process is started: below
+# this, starting a process (~30 ms of CPU) costs more than it saves.
+SPAWN_AFTER = 2_000
+_MODES = ("auto", "thread", "process")
 
 
-def _sql(dialect: str) -> dict[str, str]:
-    p = "?" if dialect == "sqlite" else "%s"
-
-    def ph(n: int) -> str:
-        return ", ".join([p] * n)
-
-    return {
-        "task": "INSERT INTO lf_tasks (hash, name, module, source, created_at, dependencies) "
-        f"VALUES ({ph(6)}) "
-        "ON CONFLICT (hash) DO NOTHING",
-        "call": "INSERT INTO lf_calls (call_hash, task_hash, task_name, result_hash, "
-        f"validation_hash, execution_id, job_id, created_at) VALUES ({ph(8)}) "
-        "ON CONFLICT (call_hash) DO UPDATE SET result_hash = excluded.result_hash, "
-        "validation_hash = excluded.validation_hash, execution_id = excluded.execution_id, "
-        "job_id = excluded.job_id, created_at = excluded.created_at",
-        "arg": f"INSERT INTO lf_call_args (call_hash, position, name, value_hash) VALUES ({ph(4)}) "
-        "ON CONFLICT (call_hash, position) DO UPDATE SET name = excluded.name, "
-        "value_hash = excluded.value_hash",
-        "child": "INSERT INTO lf_call_children (parent_hash, position, child_hash) "
-        f"VALUES ({ph(3)}) ON CONFLICT (parent_hash, position) DO UPDATE SET "
-        "child_hash = excluded.child_hash",
-        "value": "INSERT INTO lf_values (hash, type_name, size, preview, data, blob, created_at) "
-        f"VALUES ({ph(7)}) ON CONFLICT (hash) DO NOTHING",
-        "value_replace": "INSERT INTO lf_values (hash, type_name, size, preview, data, blob, "
-        f"created_at) VALUES ({ph(7)}) ON CONFLICT (hash) DO UPDATE SET "
-        "type_name = excluded.type_name, size = excluded.size, preview = excluded.preview, "
-        "data = excluded.data, blob = excluded.blob, created_at = excluded.created_at",
-        "vset": f"INSERT INTO lf_validation_sets (hash, tasks, files) VALUES ({ph(3)}) "
-        "ON CONFLICT (hash) DO NOTHING",
-        "file": "INSERT INTO lf_files (call_hash, role, path, file_hash, created_at) "
-        f"VALUES ({ph(5)}) ON CONFLICT (call_hash, role, path) DO UPDATE SET "
-        "file_hash = excluded.file_hash, created_at = excluded.created_at",
-        "job": "INSERT INTO lf_jobs (id, execution_id, call_hash, task_name, parent_id, status, "
-        f"cached, started_at, finished_at, attempts, args_preview, error) VALUES ({ph(12)}) "
-        "ON CONFLICT (id) DO NOTHING",
-        "execution": "INSERT INTO lf_executions (id, started_at, status, root_task, command, "
-        f"hostname, pid, jobs, cached, executed, failed) VALUES ({ph(11)}) "
-        "ON CONFLICT (id) DO NOTHING",
-        "tag": f"INSERT INTO lf_execution_tags (execution_id, key, value) VALUES ({ph(3)}) "
-        "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value",
-        "execution_end": f"UPDATE lf_executions SET finished_at = {p}, status = {p}, "
-        f"root_call_hash = {p}, result_hash = {p}, jobs = {p}, cached = {p}, executed = {p}, "
-        f"failed = {p}, error = {p} WHERE id = {p}",
-        "children_reset": f"DELETE FROM lf_call_children WHERE parent_hash = {p}",
-    }
-
-
-# Order matters: a call's value rows land in the same transaction as (or before) the call.
-_ORDER = (
-    "execution",
-    "tag",
-    "task",
-    "vset",
-    "value",
-    "value_replace",
-    "children_reset",
-    "call",
-    "arg",
-    "child",
-    "file",
-    "job",
-    "execution_end",
-)
-_SORT_KEY_LEN = {
-    "call": 1,
-    "arg": 2,
-    "child": 2,
-    "value": 1,
-    "value_replace": 1,
-    "task": 1,
-    "vset": 1,
-    "file": 3,
-    "job": 1,
-    "tag": 2,
-}
+def writer_mode() -> str:
+    """``LAZYFLOW_WRITER``: auto (default), thread or process."""
+    mode = os.environ.get("LAZYFLOW_WRITER", "auto").strip().lower() or "auto"
+    if mode not in _MODES:
+        raise StoreError(
+            f"LAZYFLOW_WRITER={mode!r} is not a writer mode: use one of {', '.join(_MODES)}"
+        )
+    return mode
 
 
 class StoreWriter:
     """A background thread that writes records in batches. Use `put`, then `close`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, mode: str | None = None) -> None:
         self.store = store
+        self.mode = mode or writer_mode()
         self._queue: deque[tuple[str, tuple[Any, ...]]] = deque()
-        self._sql = _sql(store.dialect)
+        self._sql = batch_write.statements(store.dialect)
         self._stop = False
-        self._idle = threading.Event()
-        self._idle.set()
         self.errors: list[BaseException] = []
+        self._conn: Any = None  # DB-API connection for the writes made in this thread
+        self._process: WriterProcess | None = None
+        self._process_failed = False
+        self._written = 0
         self._thread = threading.Thread(target=self._loop, name="lazyflow-writer", daemon=True)
         self._thread.start()
 
@@ -136,6 +85,11 @@ class StoreWriter:
         """Records queued and not yet written."""
         return len(self._queue)
 
+    @property
+    def uses_process(self) -> bool:
+        """Whether batches currently go to the writer process."""
+        return self._process is not None and self._process.ready
+
     def wait_below(self, records: int) -> None:
         """Block until the backlog is under `records` (backpressure for huge runs)."""
         while len(self._queue) > records and self._thread.is_alive():
@@ -152,34 +106,58 @@ class StoreWriter:
     def close(self) -> None:
         self.flush()
         self._stop = True
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=60)
 
     # -- writer thread -------------------------------------------------------------------
     def _loop(self) -> None:
-        while True:
-            if not self._queue:
-                if self._stop:
-                    return
-                time.sleep(_POLL)
-                continue
-            batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-            waiters: list[threading.Event] = []
-            n = 0
-            while self._queue and n < _MAX_ROWS:
-                kind, row = self._queue.popleft()
-                if kind == "flush":
-                    waiters.append(row[0])
-                    break
-                batch[kind].append(row)
-                n += 1
-            try:
-                if batch:
-                    self._write(batch)
-            except BaseException as exc:
-                log.error("lazyflow store write failed: %s", exc)
-                self.errors.append(exc)
-            for w in waiters:
-                w.set()
+        try:
+            while True:
+                if not self._queue:
+                    if self._stop:
+                        return
+                    time.sleep(_POLL)
+                    continue
+                batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+                waiters: list[threading.Event] = []
+                n = 0
+                while self._queue and n < _MAX_ROWS:
+                    kind, row = self._queue.popleft()
+                    if kind == "flush":
+                        waiters.append(row[0])
+                        break
+                    batch[kind].append(row)
+                    n += 1
+                try:
+                    if batch:
+                        self._write(self._rows(batch), n)
+                    if waiters:
+                        self._sync()
+                except BaseException as exc:
+                    log.error("lazyflow store write failed: %s", exc)
+                    self.errors.append(exc)
+                for w in waiters:
+                    w.set()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._process is not None:
+            self.errors.extend(StoreError(e) for e in self._process.close())
+            self._process = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _rows(self, batch: Batch) -> Batch:
+        """Records as database rows: what needs the Python objects happens here."""
+        if "job" in batch:
+            batch["job"] = [(*r[:10], str(r[10]), r[11]) for r in batch["job"]]
+        if "value" in batch:
+            batch["value"] = self._value_rows(batch["value"])
+        if "value_replace" in batch:
+            batch["value_replace"] = self._value_rows(batch["value_replace"])
+        return batch
 
     def _value_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         out = []
@@ -213,33 +191,170 @@ class StoreWriter:
             )
         return out
 
-    def _write(self, batch: dict[str, list[tuple[Any, ...]]]) -> None:
-        if "job" in batch:
-            batch["job"] = [(*r[:10], str(r[10]), r[11]) for r in batch["job"]]
-        if "value" in batch:
-            batch["value"] = self._value_rows(batch["value"])
-        if "value_replace" in batch:
-            batch["value_replace"] = self._value_rows(batch["value_replace"])
-        for kind, keylen in _SORT_KEY_LEN.items() if self.store.dialect != "sqlite" else ():
-            # SQLite has one writer at a time; other databases lock rows, so concurrent
-            # writers must take them in one order.
-            rows = batch.get(kind)
-            if rows and len(rows) > 1:
-                # keep the last record per key (e.g. a call recorded twice in one batch)
-                rows = list({r[:keylen]: r for r in rows}.values())
-                rows.sort(key=lambda r, k=keylen: tuple(str(x) for x in r[:k]))  # type: ignore[misc]
-                batch[kind] = rows
-        for attempt in range(12):
+    def _write(self, batch: Batch, records: int) -> None:
+        self._written += records
+        process = self._writer_process()
+        if process is not None:
             try:
-                with self.store.engine.begin() as conn:
-                    for kind in _ORDER:
-                        rows = batch.get(kind)
-                        if rows:
-                            conn.exec_driver_sql(self._sql[kind], rows)
+                process.send(batch)
                 return
-            except DBAPIError as exc:
-                message = str(exc.orig).lower()
-                transient = "locked" in message or "deadlock" in message or "busy" in message
-                if not transient or attempt == 11:
-                    raise
-                time.sleep(min(2.0, 0.05 * 2**attempt))
+            except OSError as exc:  # the process died: what it had not committed is lost
+                self._process_failed = True
+                self._process = None
+                self.errors.extend(StoreError(e) for e in process.close())
+                self.errors.append(
+                    StoreError(f"the lazyflow writer process stopped ({exc}); writing in-process")
+                )
+        if self._conn is None:
+            self._conn = self.store.engine.raw_connection()
+        self.store.statements += batch_write.apply_batch(
+            self._conn, self.store.dialect, self._sql, batch
+        )
+
+    def _writer_process(self) -> WriterProcess | None:
+        """The writer process if it is ready: started once the run is big enough."""
+        process = self._process
+        if process is None:
+            if self.mode == "thread" or self._process_failed:
+                return None
+            if self.mode == "auto" and self._written < SPAWN_AFTER:
+                return None
+            try:
+                process = self._process = WriterProcess.start(self.store)
+            except Exception as exc:
+                self._process_failed = True
+                log.info("lazyflow: writing in-process (no writer process: %s)", exc)
+                return None
+            if process is None:
+                self._process_failed = True
+                return None
+        if not process.ready:
+            # Wait for it (~30 ms; the scheduler thread is not blocked, records queue up):
+            # writing here meanwhile would be slow, for the reason the process exists.
+            failure = process.poll_ready()
+            if failure is not None:
+                self._process_failed = True
+                self._process = None
+                process.close()
+                log.warning("lazyflow: the writer process could not start: %s", failure)
+                return None
+        return process
+
+    def _sync(self) -> None:
+        """Wait until the writer process has committed everything sent to it."""
+        process = self._process
+        if process is None or not process.started_sending:
+            return
+        try:
+            errors, statements = process.sync()
+        except OSError as exc:
+            self._process_failed = True
+            self._process = None
+            self.errors.extend(StoreError(e) for e in process.close())
+            self.errors.append(StoreError(f"the lazyflow writer process stopped: {exc}"))
+            return
+        self.store.statements += statements
+        self.errors.extend(StoreError(e) for e in errors)
+
+
+class WriterProcess:
+    """The parent's handle on a `batch_write` writer process (used by one writer thread)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self.stdin = proc.stdin.fileno()
+        self.reader = batch_write.Reader(proc.stdout.fileno())
+        self.ready = False
+        self.started_sending = False
+        self._token = 0
+
+    @classmethod
+    def start(cls, store: Store) -> WriterProcess | None:
+        """Start a writer process for `store`, or None where it cannot write to it."""
+        target = connect_spec(store)
+        if target is None or not sys.executable or sys.platform == "win32":
+            return None
+        proc = subprocess.Popen(
+            [sys.executable, batch_write.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        self = cls(proc)
+        with contextlib.suppress(OSError, AttributeError):
+            import fcntl
+
+            # A 1 MiB pipe (Linux; the default is 64 KiB) holds a few thousand records.
+            fcntl.fcntl(self.stdin, fcntl.F_SETPIPE_SZ, 1 << 20)
+        batch_write.send(self.stdin, ("open", *target))
+        return self
+
+    def poll_ready(self) -> str | None:
+        """Wait for the process's hello; the failure message if it could not connect."""
+        message = self.reader.read()
+        if message is None:
+            return f"exited with code {self.proc.wait()}"
+        if message[0] == "failed":
+            return str(message[1])
+        self.ready = True
+        return None
+
+    def send(self, batch: Batch) -> None:
+        self.started_sending = True
+        batch_write.send(self.stdin, ("batch", batch))
+
+    def sync(self) -> tuple[list[str], int]:
+        """Errors and statement count of everything committed since the last sync."""
+        self._token += 1
+        batch_write.send(self.stdin, ("sync", self._token))
+        while True:
+            message = self.reader.read()
+            if message is None:
+                raise OSError(f"writer process exited with code {self.proc.wait()}")
+            if message[0] == "ack" and message[1] == self._token:
+                return list(message[2]), int(message[3])
+
+    def close(self) -> list[str]:
+        """End input (the process commits what it has and exits); its last errors."""
+        errors: list[str] = []
+        with contextlib.suppress(OSError):
+            os.close(self.stdin)
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            code = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+            errors.append("the lazyflow writer process did not finish within 120 s; killed")
+        if code:
+            errors.append(f"the lazyflow writer process exited with code {code}")
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return errors
+
+
+def connect_spec(store: Store) -> tuple[str, list[Any], dict[str, Any], str, list[str]] | None:
+    """How a writer process connects to `store`: (DB-API module, args, kwargs, dialect,
+    SQLite pragmas), or None for stores it cannot write (in-memory SQLite, other drivers)."""
+    engine = store.engine
+    dialect = engine.dialect
+    if dialect.name == "sqlite":
+        path = store.sqlite_path
+        if path is None or engine.url.query:
+            return None
+        return (
+            "sqlite3",
+            [path],
+            {"timeout": 60},
+            "sqlite",
+            ["PRAGMA busy_timeout=60000", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-65536"],
+        )
+    if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
+        args, kwargs = dialect.create_connect_args(engine.url)
+        kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool))}
+        kwargs.setdefault("connect_timeout", 10)
+        return dialect.driver, list(args), kwargs, "postgresql", []
+    return None

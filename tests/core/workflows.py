@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 WORKFLOW = '''
 import json, os, sys
@@ -85,3 +86,17 @@ class Workflow:
         out["ran"] = sorted(log.read_text().split("\n")[:-1]) if log.exists() else []
         out["stderr"] = proc.stderr
         return out
+
+
+def dangling_calls(store: Any) -> int:
+    """Calls whose result value row is missing (a writer must never leave any)."""
+    from sqlalchemy import text
+
+    return int(
+        store.query(
+            text(
+                "SELECT COUNT(*) FROM lf_calls c LEFT JOIN lf_values v "
+                "ON v.hash = c.result_hash WHERE v.hash IS NULL"
+            )
+        )[0][0]
+    )
