@@ -103,6 +103,9 @@ class UnhashableValue(TypeError):
 
 def value_digest(value: Any, known: Mapping[int, bytes] | None = None, root: str = "") -> bytes:
     """Binary digest of a value; `root` prefixes the path in error messages."""
+    prim = _PRIMITIVES.get(type(value))
+    if prim is not None:  # most arguments and results: no walker needed
+        return hashlib.sha256(prim(value)).digest()[:DIGEST_SIZE]
     try:
         return _Walker(known or {}).digest(value)
     except _Unhashable as exc:
@@ -145,14 +148,16 @@ class _Walker:
         self.active: set[int] = set()
 
     def digest(self, value: Any) -> bytes:
-        cls = type(value)
-        prim = _PRIMITIVES.get(cls)
-        if prim is not None:
-            return hashlib.sha256(prim(value)).digest()[:DIGEST_SIZE]
+        # Values that calls produced are known (by identity, while alive): a dict lookup
+        # instead of hashing, e.g. for each element of a fanned-in list of results.
         if self.known:
             hit = self.known.get(id(value))
             if hit is not None:
                 return hit
+        cls = type(value)
+        prim = _PRIMITIVES.get(cls)
+        if prim is not None:
+            return hashlib.sha256(prim(value)).digest()[:DIGEST_SIZE]
         handler = _dispatch.get(cls)
         if handler is None:
             handler = _resolve_handler(cls)
@@ -173,20 +178,45 @@ class _Walker:
             exc.path.append(path)
             raise
 
+    # The containers below name the failing element only on failure: formatting a path
+    # (or a repr) for every element would cost more than hashing it.
     def seq(self, tag: bytes, items: Any) -> bytes:
         h = hashlib.sha256(tag)
-        for i, item in enumerate(items):
-            h.update(self.child(item, f"[{i}]"))
+        digest = self.digest
+        i = 0
+        try:
+            for i, item in enumerate(items):  # noqa: B007 (used by the except clause)
+                h.update(digest(item))
+        except _Unhashable as exc:
+            exc.path.append(f"[{i}]")
+            raise
         return h.digest()[:DIGEST_SIZE]
 
     def unordered(self, tag: bytes, items: Any) -> bytes:
-        digests = sorted(self.child(item, f"{{{item!r:.40}}}") for item in items)
+        digests = []
+        for item in items:
+            try:
+                digests.append(self.digest(item))
+            except _Unhashable as exc:
+                exc.path.append(f"{{{item!r:.40}}}")
+                raise
+        digests.sort()
         return _tagged(tag, b"".join(digests))
 
     def mapping(self, tag: bytes, items: Any) -> bytes:
-        pairs = sorted(
-            self.child(k, f"<key {k!r:.40}>") + self.child(v, f"[{k!r:.40}]") for k, v in items
-        )
+        pairs = []
+        for k, v in items:
+            try:
+                key = self.digest(k)
+            except _Unhashable as exc:
+                exc.path.append(f"<key {k!r:.40}>")
+                raise
+            try:
+                pairs.append(key + self.digest(v))
+            except _Unhashable as exc:
+                exc.path.append(f"[{k!r:.40}]")
+                raise
+        pairs.sort()
         return _tagged(tag, b"".join(pairs))
 
 

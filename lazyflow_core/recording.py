@@ -107,7 +107,8 @@ class Recorder:
         assert writer is not None
         task = frame.task
         eid = self.execution_id
-        writer.put("job", job_row(eid, frame, "done", frame.started, now))
+        job = job_row(eid, frame, "done", frame.started, now)
+        writer.put("job", job)
         if digest is None or (out is not None and out.data is None and out.data_error):
             return  # not cacheable: keep the job, skip the call
         if task.hash not in self.recorded_tasks:
@@ -155,7 +156,7 @@ class Recorder:
                 result_hash,
                 frame.vset_hash,
                 eid,
-                self.job_id(frame),
+                job[0],  # the job's id
                 now,
             ),
         )

@@ -124,6 +124,13 @@ def test_unhashable_value_reports_its_path() -> None:
     with pytest.raises(UnhashableValue) as info:
         hash_value({"outer": [0, {"lock": threading.Lock()}]})
     assert info.value.path == "['outer'][1]['lock']"
+    lock = threading.Lock()
+    with pytest.raises(UnhashableValue) as info:
+        hash_value({"s": {lock}})
+    assert info.value.path == "['s']{" + f"{lock!r:.40}" + "}"
+    with pytest.raises(UnhashableValue) as info:
+        hash_value([0, {lock: 1}])
+    assert info.value.path == "[1]<key " + f"{lock!r:.40}" + ">"
 
 
 def test_cycles_are_rejected() -> None:
