@@ -189,6 +189,10 @@ class Quote:
 
 def short_repr(value: Any, limit: int = 40) -> str:
     """A one-line repr cut to `limit` characters (for logs and tracebacks)."""
+    cls = type(value)
+    if cls is int or cls is float or cls is bool or value is None:  # most arguments
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
     path = getattr(value, "path", None)
     if isinstance(path, str) and type(value).__name__ in ("File", "Dir"):
         # Keep the end of a path: that is the part that tells files apart.
