@@ -51,6 +51,33 @@ def test_every_record_is_stored_and_reused(
     assert again.last_run.executed == 0
 
 
+@task
+def listed(xs: list[str]) -> list[str]:
+    return list(xs)
+
+
+@task
+def shout(s: str) -> str:
+    return s.upper() + "\t\\N\n"
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_awkward_text_and_bytes_round_trip(
+    db_url: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tabs, newlines, backslashes, NUL-free unicode and NULLs survive the bulk paths
+    (PostgreSQL batches of 100+ rows go through COPY)."""
+    monkeypatch.setenv("LAZYFLOW_WRITER", mode)
+    words = [f"w{i}\t\\N \u00e9\n'\"" for i in range(150)]
+    expected = [w.upper() + "\t\\N\n" for w in words]
+    assert Scheduler(db=db_url).run(listed([shout(w) for w in words])) == expected
+    again = Scheduler(db=db_url)
+    assert again.run(listed([shout(w) for w in words])) == expected
+    assert again.last_run.executed == 0
+    previews = {r[0] for r in again.store.query(text("SELECT preview FROM lf_values"))}
+    assert repr(expected[0]) in previews
+
+
 def _tags(writer: StoreWriter, start: int, n: int) -> None:
     for i in range(start, start + n):
         writer.put("tag", ("e" * 32, f"k{i}", str(i)))
