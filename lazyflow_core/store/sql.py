@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from ..errors import StoreError
@@ -118,8 +118,28 @@ class Store:
                 cur.close()
 
             return engine
-        connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(url, pool_pre_ping=True, **self._server_engine_options(url))
+
+    @staticmethod
+    def _server_engine_options(url: str) -> dict[str, Any]:
+        """`create_engine` options for a server database (PostgreSQL), by driver.
+
+        ``use_native_hstore=False`` (psycopg 3 and psycopg2): by default SQLAlchemy's first
+        connection looks up the ``hstore`` type in the server's catalog, so it can register
+        an adapter for it. No lazyflow column is an HSTORE, so that is one catalog query (a
+        round trip, ~1 ms on localhost and the most expensive of the dialect's first-connect
+        queries) that every process opening the store paid for nothing. Other drivers
+        (pg8000, ...) do not take the option and keep their defaults.
+        """
+        if not url.startswith("postgresql"):
+            return {}
+        options: dict[str, Any] = {"connect_args": {"connect_timeout": 10}}
+        with contextlib.suppress(Exception):  # a bad URL is create_engine's to report
+            from sqlalchemy.engine import make_url
+
+            if make_url(url).get_driver_name() in ("psycopg", "psycopg2"):
+                options["use_native_hstore"] = False
+        return options
 
     def ensure_schema(self) -> None:
         """Create or upgrade the schema if needed (cheap when already current)."""
@@ -135,11 +155,17 @@ class Store:
                         self._upgrade()
         except StoreError:
             raise
-        except (OperationalError, DBAPIError) as exc:
+        except OperationalError as exc:  # connection-level: refused, timeout, bad file
             raise StoreError(
                 f"cannot reach the lazyflow store at {redact(self.url)!r}: "
                 f"{exc.orig if hasattr(exc, 'orig') else exc}. Is the database running and "
                 "the URL right? Set it with --db or LAZYFLOW_DB."
+            ) from exc
+        except DBAPIError as exc:  # reached it, but it refused (permissions, ...)
+            raise StoreError(
+                f"cannot create or check the lazyflow tables at {redact(self.url)!r}: "
+                f"{exc.orig if hasattr(exc, 'orig') else exc}. The database user needs to "
+                "create tables there (on PostgreSQL: CREATE on the schema in search_path)."
             ) from exc
         self._schema_ready = True
 
@@ -279,31 +305,26 @@ class Store:
         self, hashes: Sequence[str]
     ) -> dict[str, tuple[list[list[str]], list[list[Any]]]]:
         """``{hash: (tasks, files)}``: tasks are [name, hash]; files [path, content, hash]."""
-        out: dict[str, tuple[list[list[str]], list[list[Any]]]] = {}
-        c = schema.validation_sets.c
-        with self.engine.connect() as conn:
-            for chunk in _chunks(hashes):
-                for h, tasks_json, files_json in conn.execute(
-                    select(c.hash, c.tasks, c.files).where(c.hash.in_(chunk))
-                ):
-                    out[h] = (json.loads(tasks_json), json.loads(files_json))
-        return out
+        # Through the thread's read connection, like the lookups: a pooled connection
+        # here would be a second physical connection on PostgreSQL during a run.
+        rows = self._select_in(
+            "SELECT hash, tasks, files FROM lf_validation_sets WHERE hash IN ({marks})", hashes
+        )
+        return {h: (json.loads(tasks), json.loads(files)) for h, tasks, files in rows}
 
     def load_value_data(self, value_hashes: Sequence[str]) -> dict[str, bytes | None]:
         """Pickled bytes per value hash; None for a row whose blob is missing."""
         out: dict[str, bytes | None] = {}
-        c = schema.values.c
-        with self.engine.connect() as conn:
-            for chunk in _chunks(value_hashes):
-                for h, data, blob in conn.execute(
-                    select(c.hash, c.data, c.blob).where(c.hash.in_(chunk))
-                ):
-                    if data is not None:
-                        out[h] = bytes(data)
-                    elif blob and self.blobs is not None:
-                        out[h] = self.blobs.get(blob)
-                    else:
-                        out[h] = None
+        rows = self._select_in(
+            "SELECT hash, data, blob FROM lf_values WHERE hash IN ({marks})", value_hashes
+        )
+        for h, data, blob in rows:
+            if data is not None:
+                out[h] = bytes(data)
+            elif blob and self.blobs is not None:
+                out[h] = self.blobs.get(blob)
+            else:
+                out[h] = None
         return out
 
     def load_value(self, value_hash: str) -> Any:

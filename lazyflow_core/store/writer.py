@@ -110,6 +110,8 @@ class StoreWriter:
 
     # -- writer thread -------------------------------------------------------------------
     def _loop(self) -> None:
+        with contextlib.suppress(Exception):  # connect while the run starts; else on use
+            self._conn = self.store.engine.raw_connection()
         try:
             while True:
                 if not self._queue:

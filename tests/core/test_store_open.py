@@ -1,0 +1,137 @@
+"""Opening a store: cheap when the schema is current, serialized when it is not."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import event, inspect, text
+
+from lazyflow_core import StoreError
+from lazyflow_core.store import Store
+from lazyflow_core.store.sql import HEAD_REVISION, VERSION_TABLE
+
+
+def _at_once(n: int, fn: Callable[[], Any]) -> list[BaseException]:
+    """Run `fn` in `n` threads released together; the exceptions they raised."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            barrier.wait(timeout=30)
+            fn()
+        except BaseException as exc:  # collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return errors
+
+
+def _open_and_close(url: str) -> None:
+    store = Store(url)
+    try:
+        store.ensure_schema()
+    finally:
+        store.close()
+
+
+def test_opening_a_current_store_is_one_connection_and_one_query(db_url: str) -> None:
+    """The schema check is one statement, and cache lookups reuse its connection."""
+    _open_and_close(db_url)
+    store = Store(db_url)
+    connects: list[int] = []
+    statements: list[str] = []
+    event.listen(store.engine, "connect", lambda *_: connects.append(1))
+    event.listen(
+        store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql)
+    )
+    store.ensure_schema()
+    assert store.lookup_calls(["0" * 64]) == {}
+    assert store.tasks_with_calls(["0" * 64]) == set()
+    assert statements == [f"SELECT version_num FROM {VERSION_TABLE}"]
+    assert len(connects) == 1
+    store.close()
+
+
+def test_postgres_first_connect_skips_the_hstore_lookup(pg_url: str) -> None:
+    """No lazyflow column is an HSTORE: SQLAlchemy need not look the type up per process."""
+    store = Store(pg_url)
+    assert store.engine.dialect.use_native_hstore is False  # type: ignore[attr-defined]
+    store.ensure_schema()
+    store.close()
+
+
+def test_concurrent_first_opens_create_the_store_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[int] = []
+    create = Store._create_current
+
+    def counting_create(self: Store) -> None:
+        created.append(1)
+        create(self)
+
+    monkeypatch.setattr(Store, "_create_current", counting_create)
+    assert _at_once(4, lambda: _open_and_close(db_url)) == []
+    assert created == [1]
+    store = Store(db_url)
+    assert store.query(text(f"SELECT version_num FROM {VERSION_TABLE}")) == [(HEAD_REVISION,)]
+    store.close()
+
+
+def test_concurrent_opens_of_an_old_store_upgrade_it_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration lock serializes upgrades; who waited finds the schema current."""
+    old = Store(db_url)
+    old._upgrade("0001")
+    old.close()
+    upgrades: list[int] = []
+    upgrade = Store._upgrade
+
+    def counting_upgrade(self: Store, revision: str = "head") -> None:
+        upgrades.append(1)
+        upgrade(self, revision)
+
+    monkeypatch.setattr(Store, "_upgrade", counting_upgrade)
+    assert _at_once(3, lambda: _open_and_close(db_url)) == []
+    assert upgrades == [1]
+    store = Store(db_url)
+    assert store.current_revision() == HEAD_REVISION
+    with store.engine.connect() as conn:
+        assert "dependencies" in {c["name"] for c in inspect(conn).get_columns("lf_tasks")}
+    store.close()
+
+
+def test_unreachable_server_is_a_store_error() -> None:
+    pytest.importorskip("psycopg")
+    store = Store("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    with pytest.raises(StoreError, match="cannot reach the lazyflow store"):
+        store.ensure_schema()
+    store.close()
+
+
+def test_reachable_database_that_refuses_is_not_called_unreachable(pg_url: str) -> None:
+    """A user without CREATE on the schema gets a message about permissions, not about
+    the server being down."""
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test") as conn:
+        conn.autocommit = True
+        # made by an earlier run or a parallel worker, maybe
+        with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            conn.execute("CREATE ROLE lf_test_nocreate LOGIN")
+    store = Store(pg_url.replace("postgres@", "lf_test_nocreate@", 1))
+    with pytest.raises(StoreError, match="cannot create or check the lazyflow tables") as info:
+        store.ensure_schema()
+    assert "cannot reach" not in str(info.value)
+    assert "schema" in str(info.value)  # PostgreSQL's own reason is kept
+    store.close()
