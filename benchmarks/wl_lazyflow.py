@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import multiprocessing
 import os
 import time
 from typing import Any
@@ -25,9 +26,12 @@ from lazyflow_core import Scheduler, task  # noqa: E402
 
 # The store module (and SQLAlchemy under it) is imported lazily by the first Scheduler;
 # like ``import lazyflow_core`` it is a once-per-process cost, so it is paid (and reported
-# as ``import_seconds``) here, outside the timed runs.
-with contextlib.suppress(ImportError):
-    importlib.import_module("lazyflow_core.store")
+# as ``import_seconds``) here, outside the timed runs. Not in process-pool workers: they
+# import this module to unpickle its tasks, and a user's task module does not import
+# SQLAlchemy either (workers never open the store).
+if multiprocessing.parent_process() is None:
+    with contextlib.suppress(ImportError):
+        importlib.import_module("lazyflow_core.store")
 IMPORT_SECONDS = time.perf_counter() - _t0
 
 from benchmarks import data, pg  # noqa: E402

@@ -10,7 +10,6 @@ scheduler thread only routes outcomes.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import pickle
 import time
@@ -115,6 +114,8 @@ def run_job(spec: JobSpec) -> JobOutcome:
     try:
         value = spec.task.func(*spec.args, **spec.kwargs)
         if inspect.iscoroutine(value):  # an `async def` task
+            import asyncio  # here: ~15-20 ms a process-pool worker need not pay
+
             value = asyncio.run(value)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
