@@ -24,6 +24,14 @@ Identical calls (same call hash) in flight are deduplicated: the later frame bec
 alias of the first. Failures propagate to waiters iteratively; a `catch` frame may stop
 them. Results and provenance are queued to the store writer; the scheduler thread does no
 pickling and no database writes.
+
+Memory. Every frame lives until the run ends (a later identical call, or the same
+expression object met again, must find it), so per-call bytes set how large a run fits:
+a frame is kept on its expression rather than in a dict (`_frame_pointers`), frames share
+empty placeholders instead of owning empty containers, a recorded call drops what only
+running and recording needed (`release_call_state`), small scalar results are not kept in
+`known`, and the scheduler waits for the store writer when its queue grows past
+`WRITER_BACKLOG` records, also in the middle of a round of inline calls.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import gc
 import logging
 import pickle
 import queue
+import threading
 import time
 import uuid
 from collections import deque
@@ -59,12 +68,16 @@ from .expression import (
 )
 from .files import iter_files
 from .frames import (
+    ALIAS,
     DONE,
     FAILED,
     LOOKUP,
     NO_CHILDREN,
+    NO_DIGESTS,
     NO_ITEMS,
+    NO_KWARGS,
     NO_WAITERS,
+    NOT_BEGUN,
     PENDING,
     RESULT,
     RUN,
@@ -91,8 +104,29 @@ WRITER_BACKLOG = 200_000
 """Records the store writer may lag behind before the scheduler waits for it."""
 GC_YOUNG_EVERY = 5_000
 """Calls between collections of the young generations while automatic GC is paused."""
+BACKLOG_CHECK_EVERY = 256
+"""Inline jobs run between two looks at the store writer's backlog."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
+
+_CHEAP_TO_HASH = frozenset({int, float, bool, complex, type(None)})
+"""Result types whose digest is recomputed rather than remembered in `Evaluator.known`.
+
+Hashing one again costs ~1 us when it reappears in another call's arguments (a fan-in
+of a million ints: ~1 s), while remembering it costs a dict entry (40-80 bytes) that
+stays alive until the run ends: ~60 MB in a million-call fan-out."""
+
+
+_frame_pointers = threading.Lock()
+"""Held by the one evaluator that keeps frames on expressions (``Expression._lf_frame``).
+
+That evaluator clears every pointer it set when its run ends, then releases the lock, so
+a finished run keeps nothing alive through expressions the user still holds. Evaluators
+running meanwhile (another thread, a run inside a task) map ``id(expression) -> frame``
+in a dict instead: sharing the pointers, they would overwrite each other's. If clearing
+is ever interrupted (a second Ctrl-C), the lock stays held and stale pointers are never
+read: every later run in the process uses the dict.
+"""
 
 
 class Evaluator:
@@ -125,7 +159,11 @@ class Evaluator:
         self.limit_capacity = limits
         self.limit_used: dict[str, int] = {}
         self.limit_waiting: deque[CallFrame] = deque()
-        self.frames: dict[int, Frame] = {}
+        # Frames of the expressions being evaluated: on the expressions themselves
+        # (see `_frame_pointers`; `frame_list` remembers them, to clear and list them),
+        # or, when another run holds the pointers, in `frames` by id(expression).
+        self.frames: dict[int, Frame] | None = {}
+        self.frame_list: list[Frame] = []
         self.calls: dict[str, CallFrame] = {}
         self.known: dict[int, bytes] = {}
         self.ready: deque[Frame] = deque()
@@ -165,9 +203,16 @@ class Evaluator:
         # calls (cheap: only new objects), and everything is collected after the run.
         was_enabled = gc.isenabled()
         gc.disable()
+        pointers = _frame_pointers.acquire(blocking=False)
+        if pointers:
+            self.frames = None
         try:
             return self._evaluate(expr)
         finally:
+            if pointers:
+                for frame in self.frame_list:
+                    frame.expr._lf_frame = None  # type: ignore[attr-defined]
+                _frame_pointers.release()
             if was_enabled:
                 gc.enable()
 
@@ -182,11 +227,11 @@ class Evaluator:
                 frame = self.ready.popleft()
                 if frame.state != PENDING:
                     continue
-                if frame.begun:
-                    frame.step(self)
-                else:
-                    frame.begun = True
+                if frame.pending == NOT_BEGUN:
+                    frame.pending = 0
                     frame.begin(self)
+                else:
+                    frame.step(self)
                 if root.state != PENDING:
                     break
             if root.state != PENDING:
@@ -198,14 +243,12 @@ class Evaluator:
                 gc.collect(1)
                 self.collected_at = self.job_counter
             if self.to_submit:
-                writer = self.writer
-                if writer is not None and writer.backlog > WRITER_BACKLOG:
-                    # The store is behind: queued records hold memory. Let it catch up.
-                    writer.wait_below(WRITER_BACKLOG // 2)
+                self.wait_for_writer()
                 self.dispatch()
                 continue
             if self.dry_run:
-                self.decisions += explain.blocked(self.frames.values())
+                frames = self.frame_list if self.frames is None else self.frames.values()
+                self.decisions += explain.blocked(frames)
                 return None
             if self.inflight == 0:
                 raise LazyflowError(
@@ -215,8 +258,9 @@ class Evaluator:
             self.wait_for_jobs()
         if root.state == FAILED:
             self.drain()
-            assert root.error is not None
-            raise root.error
+            error = root.error
+            assert error is not None
+            raise error
         return root.value
 
     def cancel(self) -> None:
@@ -225,23 +269,41 @@ class Evaluator:
 
     # -- frames ------------------------------------------------------------------------
     def frame_for(self, expr: Expression, context: CallFrame | None) -> Frame:
-        frame = self.frames.get(id(expr))
+        """The frame of `expr` in this run, created (and queued) on first sight."""
+        frames = self.frames
+        if frames is None:
+            try:
+                frame: Frame | None = expr._lf_frame
+            except AttributeError:  # an Expression subclass that never set it
+                frame = None
+        else:
+            frame = frames.get(id(expr))
         if frame is None:
             if isinstance(expr, CallExpression):
                 self.job_counter += 1
                 frame = CallFrame(expr, context, self.job_counter)
                 if context is not None:
-                    context.children.append(frame)
+                    if context.children is NO_CHILDREN:  # a shared placeholder
+                        context.children = [frame]
+                    else:
+                        context.children.append(frame)
             elif isinstance(expr, ApplyExpression):
                 frame = ApplyFrame(expr, context)
             elif isinstance(expr, CatchExpression):
                 frame = CatchFrame(expr, context)
             else:
                 raise TaskResultError(f"unknown expression type {type(expr).__name__}")
-            self.frames[id(expr)] = frame
+            if frames is None:
+                expr._lf_frame = frame
+                self.frame_list.append(frame)
+            else:
+                frames[id(expr)] = frame
             self.ready.append(frame)
         elif isinstance(frame, CallFrame) and context is not None and frame.context is not context:
-            context.children.append(frame)
+            if context.children is NO_CHILDREN:
+                context.children = [frame]
+            else:
+                context.children.append(frame)
         return frame
 
     def frame_for_value(self, value: Any, context: CallFrame | None) -> Frame:
@@ -264,7 +326,10 @@ class Evaluator:
                 assert dep.error is not None
                 self.fail(frame, dep.error)
                 return
-            dep.waiters.append(frame)
+            if dep.waiters is NO_WAITERS:  # a shared placeholder
+                dep.waiters = [frame]
+            else:
+                dep.waiters.append(frame)
             frame.pending += 1
         if frame.pending == 0:
             self.ready.append(frame)
@@ -286,6 +351,9 @@ class Evaluator:
         elif dep.state == FAILED:
             assert dep.error is not None
             self.fail(frame, dep.error)
+        elif dep.waiters is NO_WAITERS:  # a shared placeholder
+            dep.waiters = [frame]
+            frame.pending += 1
         else:
             dep.waiters.append(frame)
             frame.pending += 1
@@ -311,7 +379,7 @@ class Evaluator:
             if f.state != PENDING:
                 continue
             f.state = FAILED
-            f.error = err
+            f.value = err  # read back as f.error
             if isinstance(f, CallFrame) and f.phase == RESULT:
                 # Its own job ran, but a call in its result failed: record it as failed
                 # too, so the execution's call tree has its root.
@@ -354,12 +422,13 @@ class Evaluator:
         except TypeError as exc:  # binding failed after substitution (e.g. **kwargs)
             self.fail(frame, exc)
             return
-        frame.arg_digests = digests
         found = iter_files(args)
         if kwargs:
             found += iter_files(kwargs)
         if found:
             frame.arg_files = [(f.path, f.content_hash, f.current_hash()) for f in found]
+        # Kept until the call is recorded; a tuple is the smallest container.
+        frame.arg_digests = tuple(digests)
         if cache_task:
             call_hash = hash_struct("Call", task.hash, *[n.encode() + b"=" + d for n, d in digests])
         else:
@@ -369,7 +438,8 @@ class Evaluator:
             self._emit("pending", frame, None)
         first = self.calls.get(call_hash)
         if first is not None and first is not frame:
-            frame.alias = first
+            frame.phase = ALIAS
+            frame.result = first
             self.wait_on(frame, first)
             return
         self.calls[call_hash] = frame
@@ -393,9 +463,10 @@ class Evaluator:
         """An alias takes the result of the identical call that ran first."""
         frame.digest = first.digest
         frame.tasks, frame.files, frame.vset_hash = first.tasks, first.files, first.vset_hash
-        frame.cached = first.cached
         frame.call_hash = first.call_hash
-        self.finish(frame, first.value)
+        value = first.value
+        release_call_state(frame)
+        self.finish(frame, value)
 
     def resolve_lookups(self) -> None:
         frames, self.lookups = self.lookups, []
@@ -470,11 +541,11 @@ class Evaluator:
         return ok and (not files or changed_file(files) is None)
 
     def finish_cached(self, frame: CallFrame, value: Any, result_hash: str, vset_hash: str) -> None:
-        frame.cached = True
         frame.phase = RESULT
         digest = bytes.fromhex(result_hash)
         frame.digest = digest
-        self.known[id(value)] = digest
+        if type(value) not in _CHEAP_TO_HASH:
+            self.known[id(value)] = digest
         frame.tasks, frame.files = self.loaded_vsets[vset_hash]
         frame.vset_hash = vset_hash
         self.recorder.stored_values.add(digest)
@@ -488,6 +559,7 @@ class Evaluator:
             self._emit("cached", frame, 0.0)
         if self.dry_run:
             self.decisions.append(explain.decision(frame, "cached", Reason.CACHED))
+        release_call_state(frame)
         self.finish(frame, value)
 
     # -- running -----------------------------------------------------------------------
@@ -522,6 +594,7 @@ class Evaluator:
         """
         frames, self.to_submit = self.to_submit, []
         lone = len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups
+        inline = 0
         for frame in frames:
             if self.stopping or frame.state != PENDING:
                 continue
@@ -536,6 +609,10 @@ class Evaluator:
                 measured = stats is not None and stats[0] >= PROBE_CALLS
                 if lone or (measured and stats[1] < INLINE_SECONDS * stats[0]):  # type: ignore[index]
                     self._run_inline(frame)
+                    inline += 1
+                    if inline % BACKLOG_CHECK_EVERY == 0:
+                        # One round may run a million tiny calls: each queues records.
+                        self.wait_for_writer()
                     continue
                 if not measured:
                     # Until a few calls of this task have been timed, keep only a small
@@ -548,6 +625,12 @@ class Evaluator:
             self._submit_now(frame, executor)
         for executor in self.executors.values():
             executor.flush()
+
+    def wait_for_writer(self) -> None:
+        """If the store writer is far behind, let it catch up: queued records hold memory."""
+        writer = self.writer
+        if writer is not None and writer.backlog > WRITER_BACKLOG:
+            writer.wait_below(WRITER_BACKLOG // 2)
 
     def _run_inline(self, frame: CallFrame) -> None:
         frame.phase = RUN
@@ -726,7 +809,7 @@ class Evaluator:
         else:
             result_files = out.files
         frame.digest = digest
-        if digest is not None:
+        if digest is not None and type(value) not in _CHEAP_TO_HASH:
             self.known[id(value)] = digest
         self.recorder.validation_set(frame, result_files)
         s = self.summary
@@ -739,9 +822,7 @@ class Evaluator:
             self.recorder.record(frame, value, digest, out, result_files, now)
         if self.listeners:
             self._emit("done", frame, now - frame.started)
-        # Recorded: drop what only recording needed (a million-call run keeps every frame).
-        frame.children = NO_CHILDREN
-        frame.arg_digests = frame.arg_files = NO_ITEMS
+        release_call_state(frame)
         self.finish(frame, value)
 
     # -- reporting ---------------------------------------------------------------------
@@ -769,3 +850,19 @@ class Evaluator:
                 listener(event)
             except Exception:
                 log.exception("lazyflow: job listener %r failed", listener)
+
+
+def release_call_state(frame: CallFrame) -> None:
+    """Drop what only running and recording a call needed, once it is recorded.
+
+    A run keeps every call frame until it ends (a later identical call reuses it), so
+    what stays must be what reuse needs: value, digest, call hash and validation set.
+    The job row already queued keeps the arguments it shows until it is written.
+    """
+    frame.children = NO_CHILDREN
+    frame.arg_digests = NO_DIGESTS
+    frame.arg_files = NO_ITEMS
+    frame.args = ()
+    frame.kwargs = NO_KWARGS
+    frame.result = None
+    frame.started = 0.0

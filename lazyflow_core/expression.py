@@ -23,13 +23,21 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .frames import Frame
     from .task import Task
 
 
 class Expression:
-    """Base class of lazy values. Operators build new expressions."""
+    """Base class of lazy values. Operators build new expressions.
 
-    __slots__ = ("__weakref__",)
+    ``_lf_frame`` is the evaluator's bookkeeping: while a run evaluates this expression,
+    the frame that holds its state (see `lazyflow_core.evaluator`). Keeping it here
+    instead of in a dict keyed by ``id(expression)`` saves a dict entry per call, which is
+    most of a dict's worth of memory in a million-call run. It is not pickled or copied.
+    """
+
+    __slots__ = ("_lf_frame",)
+    _lf_frame: Frame | None
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -130,6 +138,10 @@ class CallExpression(Expression):
         self.task = task
         self.args = args
         self.kwargs = kwargs
+        self._lf_frame = None
+
+    def __reduce__(self) -> Any:
+        return (CallExpression, (self.task, self.args, self.kwargs))
 
     def __repr__(self) -> str:
         return f"<call {self.task.short_name}({format_args(self.args, self.kwargs)})>"
@@ -151,6 +163,10 @@ class ApplyExpression(Expression):
         self.args = args
         self.kwargs = kwargs or {}
         self.label = label or getattr(fn, "__name__", "apply")
+        self._lf_frame = None
+
+    def __reduce__(self) -> Any:
+        return (ApplyExpression, (self.fn, self.args, self.kwargs, self.label))
 
     def __repr__(self) -> str:
         return f"<{self.label} {format_args(self.args, self.kwargs)}>"
@@ -166,6 +182,10 @@ class CatchExpression(Expression):
     ) -> None:
         self.expr = expr
         self.handlers = handlers
+        self._lf_frame = None
+
+    def __reduce__(self) -> Any:
+        return (CatchExpression, (self.expr, self.handlers))
 
     def handler_for(self, exc: BaseException) -> Callable[..., Any] | None:
         for exc_type, handler in self.handlers:

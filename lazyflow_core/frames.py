@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .expression import (
@@ -27,27 +28,43 @@ if TYPE_CHECKING:
     from .evaluator import Evaluator
 
 PENDING, DONE, FAILED = 0, 1, 2
-ARGS, LOOKUP, RUN, RESULT = 0, 1, 2, 3
+ARGS, LOOKUP, RUN, RESULT, ALIAS = 0, 1, 2, 3, 4
+NOT_BEGUN = -1
+"""`Frame.pending` of a frame that has not begun: it counts dependencies only once begun."""
 
 EMPTY: frozenset[Any] = frozenset()
-NO_CHILDREN: list[Any] = []  # shared placeholders, never appended to
+# Shared placeholders for "none yet" / "released": never appended to (the evaluator
+# replaces them with a fresh list on the first append). A million-call run would
+# otherwise hold four empty containers per frame until its call is recorded.
+NO_CHILDREN: list[Any] = []
 NO_WAITERS: list[Any] = []
 NO_ITEMS: list[Any] = []
+NO_DIGESTS: tuple[tuple[str, bytes], ...] = ()
+NO_KWARGS: dict[str, Any] = {}
 
 
 class Frame:
-    """Evaluation state of one expression."""
+    """Evaluation state of one expression.
 
-    __slots__ = ("begun", "context", "error", "pending", "state", "value", "waiters")
+    Slots are few on purpose: a run keeps every frame until it ends (deduplication and
+    substitution look them up), so each slot is a million words in a million-call run.
+    A frame that has not begun has ``pending == NOT_BEGUN`` (no ``begun`` flag), and a
+    failed frame keeps its exception in ``value`` (``error`` reads it back).
+    """
+
+    __slots__ = ("context", "pending", "state", "value", "waiters")
 
     def __init__(self, context: CallFrame | None) -> None:
         self.context = context
-        self.waiters: list[Frame] = []
-        self.pending = 0
+        self.waiters: list[Frame] = NO_WAITERS
+        self.pending = NOT_BEGUN
         self.state = PENDING
-        self.begun = False
         self.value: Any = None
-        self.error: BaseException | None = None
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception a failed frame failed with (None unless ``state == FAILED``)."""
+        return self.value if self.state == FAILED else None
 
     def begin(self, ev: Evaluator) -> None:
         raise NotImplementedError
@@ -146,15 +163,20 @@ class CatchFrame(Frame):
 
 
 class CallFrame(Frame):
-    """A task call: arguments, then cache lookup or execution, then its result."""
+    """A task call: arguments, then cache lookup or execution, then its result.
+
+    A run holds every call frame until it ends (identical later calls reuse it), so a
+    frame has no slot it can do without (an alias keeps the call it waits for in
+    ``result``, phase ``ALIAS``; ``cached`` was never read), containers start as shared
+    empty placeholders, and what only running or recording needs (arguments, digests,
+    children, start time) is released once the call is recorded. 22 slots: 208 bytes.
+    """
 
     __slots__ = (
-        "alias",
         "arg_digests",
         "arg_files",
         "args",
         "attempts",
-        "cached",
         "call_hash",
         "children",
         "digest",
@@ -175,16 +197,16 @@ class CallFrame(Frame):
         self.expr = expr
         self.task: Task = expr.task
         self.phase = ARGS
-        self.children: list[CallFrame] = []
+        self.children: list[CallFrame] = NO_CHILDREN
         self.call_hash: str | None = None
-        self.arg_digests: list[tuple[str, bytes]] = []
-        self.arg_files: list[tuple[str, bool, str | None]] = []
+        self.arg_digests: Sequence[tuple[str, bytes]] = NO_DIGESTS
+        self.arg_files: list[tuple[str, bool, str | None]] = NO_ITEMS
         self.args: tuple[Any, ...] = ()
-        self.kwargs: dict[str, Any] = {}
+        self.kwargs: dict[str, Any] = NO_KWARGS
         self.job_no = job_no
         self.attempts = 0
-        self.cached = False
-        self.alias: CallFrame | None = None
+        # RESULT: the frame of the expressions the task returned; ALIAS: the identical
+        # call this one takes its result from.
         self.result: Frame | None = None
         self.digest: bytes | None = None
         self.started = 0.0
@@ -196,13 +218,15 @@ class CallFrame(Frame):
         ev.wait_for_value(self, (self.expr.args, self.expr.kwargs))
 
     def step(self, ev: Evaluator) -> None:
-        if self.phase == ARGS:
+        phase = self.phase
+        if phase == ARGS:
             ev.prepare_call(self)
-        elif self.phase == RESULT:
+        elif phase == RESULT:
             assert self.result is not None
             ev.finish_call(self, self.result.value, None, None)
-        elif self.alias is not None:
-            ev.adopt(self, self.alias)
+        elif phase == ALIAS:
+            assert isinstance(self.result, CallFrame)
+            ev.adopt(self, self.result)
 
 
 def collect(value: Any, out: list[Expression]) -> None:
@@ -232,8 +256,15 @@ def collect(value: Any, out: list[Expression]) -> None:
 _CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 
 
-def substitute(value: Any, frames: dict[int, Frame]) -> Any:
+def substitute(value: Any, frames: dict[int, Frame] | None) -> Any:
+    """`value` with every expression replaced by its frame's value.
+
+    `frames` maps ``id(expression)`` to its frame; None means the evaluator keeps each
+    frame on its expression instead (``Expression._lf_frame``, see `Evaluator`).
+    """
     if isinstance(value, Expression):
+        if frames is None:
+            return value._lf_frame.value  # type: ignore[union-attr]
         return frames[id(value)].value
     cls = type(value)
     if cls in _ATOMS:
