@@ -10,7 +10,8 @@ re-acquires the GIL around ``sqlite3_step``. A writer *thread* running next to a
 scheduler thread then waits for the GIL on every row (a "convoy": measured at ~1.3 ms
 per row instead of ~10 µs), so the two never run in parallel and the run pays for both.
 The writer process (``python batch_write.py``, started by `StoreWriter` once a run is
-big enough) receives pickled batches on its stdin and writes them on the second core.
+big enough) receives batches on its stdin, executes each as it arrives and commits them
+together every `COMMIT_INTERVAL` (`Transaction`), on the second core.
 This module therefore imports only the standard library (start-up ~30 ms; it is run as a
 script, without importing the lazyflow package) and holds no state the parent needs.
 
@@ -43,7 +44,7 @@ from typing import Any
 Batch = dict[str, list[tuple[Any, ...]]]
 
 _HEADER = struct.Struct(">Q")
-# The writer process commits what it has received every COMMIT_INTERVAL seconds (and at
+# The writer process commits what it has written every COMMIT_INTERVAL seconds (and at
 # every sync and at end of input), up to MAX_TRANSACTION_ROWS rows per transaction. With
 # random (hash) keys every commit rewrites each B-tree page it touched, so fewer, bigger
 # transactions cost several times less per row once the tables outgrow a few MiB.
@@ -129,15 +130,6 @@ _SORT_KEY_LEN = {
 }
 
 
-def merge(into: Batch, batch: Batch) -> int:
-    """Append `batch`'s rows to `into`; returns the number of rows added."""
-    n = 0
-    for kind, rows in batch.items():
-        into.setdefault(kind, []).extend(rows)
-        n += len(rows)
-    return n
-
-
 def _lock_order(batch: Batch) -> None:
     """Sort rows by key (keeping the last record per key) so that concurrent writers on a
     server database lock rows in the same order and cannot deadlock. SQLite has one
@@ -180,37 +172,47 @@ def _copy_insert(cur: Any, kind: str, insert: str, rows: list[tuple[Any, ...]]) 
     return 3
 
 
+def _prepare(dialect: str, batch: Batch) -> None:
+    if dialect != "sqlite":
+        _lock_order(batch)
+        return
+    # Inserting in key order walks each B-tree once instead of jumping between random
+    # pages: ~25% less CPU per row on big batches. The sort is stable, so the last
+    # record of a key still wins.
+    for kind in _SORT_KEY_LEN:
+        rows = batch.get(kind)
+        if rows and len(rows) > 1:
+            rows.sort(key=_first)
+
+
+def _execute(conn: Any, dialect: str, sql: dict[str, str], batch: Batch) -> int:
+    """Run `batch`'s statements in the open transaction; the number of statements."""
+    executed = 0
+    cur = conn.cursor()
+    copy = dialect == "postgresql" and hasattr(cur, "copy")  # psycopg 3
+    for kind in ORDER:
+        rows = batch.get(kind)
+        if not rows:
+            continue
+        if copy and len(rows) >= COPY_MIN_ROWS and kind in _SORT_KEY_LEN:
+            executed += _copy_insert(cur, kind, sql[kind], rows)
+        else:
+            cur.executemany(sql[kind], rows)
+            executed += 1
+    cur.close()
+    return executed
+
+
 def apply_batch(conn: Any, dialect: str, sql: dict[str, str], batch: Batch) -> int:
     """Write `batch` in one transaction on the DB-API connection `conn`.
 
     Transient lock errors (SQLite busy, PostgreSQL deadlock) are retried with backoff;
     other errors propagate after a rollback. Returns the number of statements executed.
     """
-    if dialect != "sqlite":
-        _lock_order(batch)
-    else:
-        # Inserting in key order walks each B-tree once instead of jumping between
-        # random pages: ~25% less CPU per row on big batches. The sort is stable, so the
-        # last record of a key still wins.
-        for kind in _SORT_KEY_LEN:
-            rows = batch.get(kind)
-            if rows and len(rows) > 1:
-                rows.sort(key=_first)
+    _prepare(dialect, batch)
     for attempt in range(12):
-        executed = 0
         try:
-            cur = conn.cursor()
-            copy = dialect == "postgresql" and hasattr(cur, "copy")  # psycopg 3
-            for kind in ORDER:
-                rows = batch.get(kind)
-                if not rows:
-                    continue
-                if copy and len(rows) >= COPY_MIN_ROWS and kind in _SORT_KEY_LEN:
-                    executed += _copy_insert(cur, kind, sql[kind], rows)
-                else:
-                    cur.executemany(sql[kind], rows)
-                    executed += 1
-            cur.close()
+            executed = _execute(conn, dialect, sql, batch)
             conn.commit()
             return executed
         except Exception as exc:
@@ -220,6 +222,49 @@ def apply_batch(conn: Any, dialect: str, sql: dict[str, str], batch: Batch) -> i
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt))
     return 0  # not reached
+
+
+class Transaction:
+    """Batches written as they arrive, committed together (the writer process's side).
+
+    Executing each batch on arrival keeps the database work in step with the run; one
+    commit per interval keeps transactions big. If anything fails, the open
+    transaction is rolled back and its batches are written again one transaction each
+    (`apply_batch`, with retries), so a bad batch loses only itself.
+    """
+
+    def __init__(self, conn: Any, dialect: str, sql: dict[str, str]) -> None:
+        self.conn, self.dialect, self.sql = conn, dialect, sql
+        self.batches: list[Batch] = []
+        self.statements = 0
+        self.errors: list[str] = []
+
+    def add(self, batch: Batch) -> None:
+        _prepare(self.dialect, batch)
+        self.batches.append(batch)
+        try:
+            self.statements += _execute(self.conn, self.dialect, self.sql, batch)
+        except Exception:
+            self._redo()
+
+    def commit(self) -> None:
+        if not self.batches:
+            return
+        try:
+            self.conn.commit()
+        except Exception:
+            self._redo()
+        self.batches = []
+
+    def _redo(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.rollback()
+        for batch in self.batches:
+            try:
+                self.statements += apply_batch(self.conn, self.dialect, self.sql, batch)
+            except Exception as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+        self.batches = []
 
 
 def connect(module: str, args: list[Any], kwargs: dict[str, Any], pragmas: list[str]) -> Any:
@@ -316,24 +361,17 @@ def serve(reader: Reader, out_fd: int) -> None:
         send(out_fd, ("failed", f"{type(exc).__name__}: {exc}"))
         return
     send(out_fd, ("ready", None))
-    sql = statements(dialect)
-    errors: list[str] = []
-    statements_run = 0
-    pending: Batch = {}
+    tx = Transaction(conn, dialect, statements(dialect))
     rows = 0
     since = 0.0
 
     def commit() -> None:
-        nonlocal pending, rows, statements_run
-        if pending:
-            try:
-                statements_run += apply_batch(conn, dialect, sql, pending)
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-            pending, rows = {}, 0
+        nonlocal rows
+        tx.commit()
+        rows = 0
 
     while True:
-        timeout = None if not pending else max(0.0, since + COMMIT_INTERVAL - time.monotonic())
+        timeout = None if not rows else max(0.0, since + COMMIT_INTERVAL - time.monotonic())
         if not reader.wait(timeout):
             commit()  # nothing new for a while: what is pending is old enough
             continue
@@ -342,18 +380,19 @@ def serve(reader: Reader, out_fd: int) -> None:
             commit()
             break
         if message[0] == "batch":
-            if not pending:
+            if not rows:
                 since = time.monotonic()
-            rows += merge(pending, message[1])
-            if rows >= MAX_TRANSACTION_ROWS:
+            rows += sum(len(r) for r in message[1].values()) or 1
+            tx.add(message[1])
+            if rows >= MAX_TRANSACTION_ROWS or time.monotonic() - since >= COMMIT_INTERVAL:
                 commit()
         else:  # sync: commit now and report
             commit()
-            send(out_fd, ("ack", message[1], errors, statements_run))
-            errors, statements_run = [], 0
+            send(out_fd, ("ack", message[1], tx.errors, tx.statements))
+            tx.errors, tx.statements = [], 0
     conn.close()
-    if errors:
-        print("lazyflow writer process: " + "; ".join(errors), file=sys.stderr)
+    if tx.errors:
+        print("lazyflow writer process: " + "; ".join(tx.errors), file=sys.stderr)
 
 
 def main() -> int:
