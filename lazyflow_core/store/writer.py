@@ -7,11 +7,12 @@ thread) and writes it as one transaction with one ``executemany`` per table: gro
 commit. Under load the batches grow; when idle, a record reaches the database within
 ~20 ms, so a run killed with ``kill -9`` keeps practically every call that had completed.
 
-Once a run has written a few thousand records, the writer hands the database work to a
-*writer process* (`batch_write`): a thread cannot insert rows in parallel with a busy
-scheduler thread, because the GIL turns every inserted row into a wait (see
-`batch_write`). Small runs never start it. ``LAZYFLOW_WRITER=thread`` keeps all writes in
-the thread; ``LAZYFLOW_WRITER=process`` uses the process from the first record.
+When a run produces records fast (the scheduler thread is busy), the writer hands the
+database work to a *writer process* (`batch_write`): a thread cannot insert rows in
+parallel with a busy scheduler thread, because the GIL turns every inserted row into a
+wait (see `batch_write`). Records are held while the process starts (~30 ms); runs that
+never get busy never start it. ``LAZYFLOW_WRITER=thread`` keeps all writes in the thread;
+``LAZYFLOW_WRITER=process`` uses the process from the first record.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ log = logging.getLogger("lazyflow.store")
 
 _POLL = 0.02
 _MAX_ROWS = 50_000
-# Records a run writes through the thread before the writer process is started: below
-# this, starting a process (~30 ms of CPU) costs more than it saves.
-SPAWN_AFTER = 2_000
+# A drain of at least this many records (in one _POLL) means the scheduler thread is busy
+# producing them: writing them from this thread now would mostly wait for the GIL (see
+# `batch_write`). In auto mode the writer process is started then, and records are held
+# (up to HOLD_SECONDS) until it is ready, or until the run pauses or ends, when this thread
+# writes them at full speed. Runs that never get busy never start the process.
+BUSY_RECORDS = 250
+HOLD_SECONDS = 1.0
 _MODES = ("auto", "thread", "process")
 
 
@@ -62,11 +67,11 @@ class StoreWriter:
         self._queue: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._sql = batch_write.statements(store.dialect)
         self._stop = False
+        self._wake = threading.Event()  # flush and close do not wait out an idle poll
         self.errors: list[BaseException] = []
         self._conn: Any = None  # DB-API connection for the writes made in this thread
         self._process: WriterProcess | None = None
         self._process_failed = False
-        self._written = 0
         self._thread = threading.Thread(target=self._loop, name="lazyflow-writer", daemon=True)
         self._thread.start()
 
@@ -99,6 +104,7 @@ class StoreWriter:
         """Block until everything queued so far is committed."""
         done = threading.Event()
         self._queue.append(("flush", (done,)))
+        self._wake.set()
         while not done.wait(0.5):
             if not self._thread.is_alive():
                 break
@@ -106,32 +112,53 @@ class StoreWriter:
     def close(self) -> None:
         self.flush()
         self._stop = True
+        self._wake.set()
         self._thread.join(timeout=60)
 
     # -- writer thread -------------------------------------------------------------------
     def _loop(self) -> None:
         with contextlib.suppress(Exception):  # connect while the run starts; else on use
             self._conn = self.store.engine.raw_connection()
+        held: Batch = defaultdict(list)
+        held_n = 0
+        held_since = 0.0
         try:
             while True:
                 if not self._queue:
-                    if self._stop:
+                    if held_n:  # nothing new for a poll: the run paused; write now
+                        held_n = self._write_held(held, held_n)
+                    elif self._stop:
                         return
-                    time.sleep(_POLL)
+                    else:
+                        self._wake.wait(_POLL)
+                        self._wake.clear()
                     continue
-                batch: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
                 waiters: list[threading.Event] = []
                 n = 0
+                if not held_n:
+                    held_since = time.monotonic()
                 while self._queue and n < _MAX_ROWS:
                     kind, row = self._queue.popleft()
                     if kind == "flush":
                         waiters.append(row[0])
                         break
-                    batch[kind].append(row)
+                    held[kind].append(row)
                     n += 1
+                held_n += n
+                busy = n >= BUSY_RECORDS and not waiters
+                if busy and self.mode == "auto":
+                    self._start_process()
+                process = self._ready_process()
+                if (
+                    busy
+                    and process is None
+                    and self._process is not None
+                    and time.monotonic() - held_since < HOLD_SECONDS
+                ):
+                    time.sleep(_POLL)  # hold them until the writer process is up
+                    continue
+                held_n = self._write_held(held, held_n)
                 try:
-                    if batch:
-                        self._write(self._rows(batch), n)
                     if waiters:
                         self._sync()
                 except BaseException as exc:
@@ -139,12 +166,29 @@ class StoreWriter:
                     self.errors.append(exc)
                 for w in waiters:
                     w.set()
+                if process is not None and n < BUSY_RECORDS and not waiters:
+                    time.sleep(_POLL / 4)  # let records gather: fewer, bigger messages
         finally:
             self._shutdown()
 
+    def _write_held(self, held: Batch, n: int) -> int:
+        """Write the held records (emptying `held`); returns the new held count, 0."""
+        if n:
+            batch = {kind: rows for kind, rows in held.items() if rows}
+            held.clear()
+            try:
+                self._write(self._rows(batch))
+            except BaseException as exc:
+                log.error("lazyflow store write failed: %s", exc)
+                self.errors.append(exc)
+        return 0
+
     def _shutdown(self) -> None:
         if self._process is not None:
-            self.errors.extend(StoreError(e) for e in self._process.close())
+            # After a sync with nothing sent since, everything is committed: no need to
+            # wait for the process to exit (~30 ms at the end of every big run).
+            wait = self._process.unacknowledged
+            self.errors.extend(StoreError(e) for e in self._process.close(wait=wait))
             self._process = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
@@ -193,9 +237,8 @@ class StoreWriter:
             )
         return out
 
-    def _write(self, batch: Batch, records: int) -> None:
-        self._written += records
-        process = self._writer_process()
+    def _write(self, batch: Batch) -> None:
+        process = self._ready_process()
         if process is not None:
             try:
                 process.send(batch)
@@ -213,39 +256,38 @@ class StoreWriter:
             self._conn, self.store.dialect, self._sql, batch
         )
 
-    def _writer_process(self) -> WriterProcess | None:
-        """The writer process if it is ready: started once the run is big enough."""
+    def _start_process(self) -> None:
+        """Start the writer process (once; it connects while records keep coming)."""
+        if self._process is not None or self._process_failed or self.mode == "thread":
+            return
+        try:
+            self._process = WriterProcess.start(self.store)
+        except Exception as exc:
+            log.info("lazyflow: writing in-process (no writer process: %s)", exc)
+        if self._process is None:
+            self._process_failed = True
+
+    def _ready_process(self) -> WriterProcess | None:
+        """The writer process if it is up (mode ``process``: started, waited for)."""
+        if self.mode == "process":
+            self._start_process()
         process = self._process
         if process is None:
-            if self.mode == "thread" or self._process_failed:
-                return None
-            if self.mode == "auto" and self._written < SPAWN_AFTER:
-                return None
-            try:
-                process = self._process = WriterProcess.start(self.store)
-            except Exception as exc:
-                self._process_failed = True
-                log.info("lazyflow: writing in-process (no writer process: %s)", exc)
-                return None
-            if process is None:
-                self._process_failed = True
-                return None
+            return None
         if not process.ready:
-            # Wait for it (~30 ms; the scheduler thread is not blocked, records queue up):
-            # writing here meanwhile would be slow, for the reason the process exists.
-            failure = process.poll_ready()
+            failure = process.poll_ready(block=self.mode == "process")
             if failure is not None:
                 self._process_failed = True
                 self._process = None
                 process.close()
                 log.warning("lazyflow: the writer process could not start: %s", failure)
                 return None
-        return process
+        return process if process.ready else None
 
     def _sync(self) -> None:
         """Wait until the writer process has committed everything sent to it."""
         process = self._process
-        if process is None or not process.started_sending:
+        if process is None or not process.unacknowledged:
             return
         try:
             errors, statements = process.sync()
@@ -268,7 +310,7 @@ class WriterProcess:
         self.stdin = proc.stdin.fileno()
         self.reader = batch_write.Reader(proc.stdout.fileno())
         self.ready = False
-        self.started_sending = False
+        self.unacknowledged = False
         self._token = 0
 
     @classmethod
@@ -292,8 +334,11 @@ class WriterProcess:
         batch_write.send(self.stdin, ("open", *target))
         return self
 
-    def poll_ready(self) -> str | None:
-        """Wait for the process's hello; the failure message if it could not connect."""
+    def poll_ready(self, block: bool) -> str | None:
+        """Check for (or wait for) the process's hello; the failure message if it could
+        not connect."""
+        if not block and not self.reader.ready():
+            return None
         message = self.reader.read()
         if message is None:
             return f"exited with code {self.proc.wait()}"
@@ -303,7 +348,7 @@ class WriterProcess:
         return None
 
     def send(self, batch: Batch) -> None:
-        self.started_sending = True
+        self.unacknowledged = True  # batches sent since the last acknowledged sync
         batch_write.send(self.stdin, ("batch", batch))
 
     def sync(self) -> tuple[list[str], int]:
@@ -315,16 +360,23 @@ class WriterProcess:
             if message is None:
                 raise OSError(f"writer process exited with code {self.proc.wait()}")
             if message[0] == "ack" and message[1] == self._token:
+                self.unacknowledged = False  # everything sent is committed
                 return list(message[2]), int(message[3])
 
-    def close(self) -> list[str]:
-        """End input (the process commits what it has and exits); its last errors."""
+    def close(self, wait: bool = True) -> list[str]:
+        """End input: the process commits what it has and exits. With `wait`, wait for
+        that and return its errors; without (everything sent was acknowledged), let it
+        finish on its own and reap it in the background."""
         errors: list[str] = []
-        with contextlib.suppress(OSError):
-            os.close(self.stdin)
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
+        if not wait:
+            self.proc.stdout.close()
+            threading.Thread(
+                target=self.proc.wait, name="lazyflow-writer-reaper", daemon=True
+            ).start()
+            return errors
         try:
             code = self.proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -333,7 +385,6 @@ class WriterProcess:
             errors.append("the lazyflow writer process did not finish within 120 s; killed")
         if code:
             errors.append(f"the lazyflow writer process exited with code {code}")
-        assert self.proc.stdout is not None
         self.proc.stdout.close()
         return errors
 

@@ -4,6 +4,7 @@ to the other. Everything runs on real databases (SQLite files and PostgreSQL).""
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from sqlalchemy import text
@@ -11,7 +12,7 @@ from sqlalchemy import text
 from lazyflow_core import Scheduler, task
 from lazyflow_core.errors import StoreError
 from lazyflow_core.store import Store
-from lazyflow_core.store.writer import SPAWN_AFTER, StoreWriter
+from lazyflow_core.store.writer import BUSY_RECORDS, StoreWriter
 
 from .workflows import dangling_calls
 
@@ -90,18 +91,26 @@ def store(sqlite_url: str) -> Store:
     return store
 
 
-def test_auto_mode_starts_the_process_only_for_big_runs(store: Store) -> None:
+def test_auto_mode_starts_the_process_only_for_busy_runs(store: Store) -> None:
     writer = StoreWriter(store, mode="auto")
-    _tags(writer, 0, 100)
+    for i in range(5):  # a slow run: a few records now and then
+        _tags(writer, 10 * i, 10)
+        time.sleep(0.05)
     writer.flush()
-    assert not writer.uses_process  # a small run: no process started
-    _tags(writer, 100, SPAWN_AFTER + 1000)
-    writer.flush()
-    assert writer.uses_process  # past the threshold: batches go to the writer process
-    _tags(writer, 100_000, 500)
+    assert writer._process is None  # never busy: no process started
+    # A busy run: records arrive faster than a poll's worth; the process starts, and
+    # once it is up the batches go to it.
+    start = 1000
+    for _ in range(200):
+        _tags(writer, start, 2 * BUSY_RECORDS)
+        start += 2 * BUSY_RECORDS
+        if writer.uses_process:
+            break
+        time.sleep(0.02)
+    assert writer.uses_process
     writer.close()
     assert writer.errors == []
-    assert _count(store, "lf_execution_tags") == 100 + SPAWN_AFTER + 1000 + 500
+    assert _count(store, "lf_execution_tags") == 50 + start - 1000
 
 
 def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
