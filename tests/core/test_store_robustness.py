@@ -109,6 +109,18 @@ def test_kill_9_keeps_completed_calls(tmp_path: Path, db_url: str, writer: str) 
     proc.wait()
     done_before = len(log.read_text().split())
     assert 5 <= done_before < 12
+    # A writer process outlives the kill by the moment it takes to commit what it had
+    # received: wait for the completed calls to be there (not for anything else).
+    store = Store(db_url)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        stored = store.query(
+            text("SELECT COUNT(*) FROM lf_calls WHERE task_name LIKE '%slow_inc'")
+        )[0][0]
+        if stored >= done_before:
+            break
+        time.sleep(0.05)
+    store.close()
     log.unlink()
     out = subprocess.run([sys.executable, str(path), db_url], capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
