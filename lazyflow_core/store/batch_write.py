@@ -349,6 +349,13 @@ class Reader:
 
 
 # -- the writer process --------------------------------------------------------------------
+def _reply(fd: int, message: Any) -> None:
+    """Send to the parent; if it has stopped listening (it closed the pipe because it
+    needs nothing more, or it was killed), there is no one to tell: carry on."""
+    with contextlib.suppress(BrokenPipeError):
+        send(fd, message)
+
+
 def serve(reader: Reader, out_fd: int) -> None:
     """The writer process's loop: open the database, then write batches until end of input."""
     opening = reader.read()
@@ -358,9 +365,9 @@ def serve(reader: Reader, out_fd: int) -> None:
     try:
         conn = connect(module, args, kwargs, pragmas)
     except Exception as exc:
-        send(out_fd, ("failed", f"{type(exc).__name__}: {exc}"))
+        _reply(out_fd, ("failed", f"{type(exc).__name__}: {exc}"))
         return
-    send(out_fd, ("ready", None))
+    _reply(out_fd, ("ready", None))
     tx = Transaction(conn, dialect, statements(dialect))
     rows = 0
     since = 0.0
@@ -388,7 +395,7 @@ def serve(reader: Reader, out_fd: int) -> None:
                 commit()
         else:  # sync: commit now and report
             commit()
-            send(out_fd, ("ack", message[1], tx.errors, tx.statements))
+            _reply(out_fd, ("ack", message[1], tx.errors, tx.statements))
             tx.errors, tx.statements = [], 0
     conn.close()
     if tx.errors:

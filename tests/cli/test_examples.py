@@ -22,6 +22,7 @@ def test_demo_second_run_is_served_from_cache(cli: Cli, tmp_path: Path, db_url: 
     assert first.code == 0, first.err
     assert first.last_line == str(sum(i * i for i in range(200)))
     assert "202 jobs, 202 executed, 0 cached, 0 failed" in first.err
+    assert "Traceback" not in first.err  # nor from the store's writer process
     second = cli("run", demo, "main", "--n", "200", "--db", db_url, cwd=tmp_path)
     assert second.last_line == first.last_line
     assert "1 job, 0 executed, 1 cached, 0 failed" in second.err
