@@ -89,7 +89,7 @@ from .frames import (
     collect,
 )
 from .frames import substitute as substitute_values
-from .hashing import UnhashableValue, hash_struct, value_digest
+from .hashing import CHEAP_TO_HASH, UnhashableValue, hash_struct, value_digest
 from .recording import Recorder, changed_file, stale_task
 from .task import Task
 
@@ -108,13 +108,6 @@ BACKLOG_CHECK_EVERY = 256
 """Inline jobs run between two looks at the store writer's backlog."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
-
-_CHEAP_TO_HASH = frozenset({int, float, bool, complex, type(None)})
-"""Result types whose digest is recomputed rather than remembered in `Evaluator.known`.
-
-Hashing one again costs ~1 us when it reappears in another call's arguments (a fan-in
-of a million ints: ~1 s), while remembering it costs a dict entry (40-80 bytes) that
-stays alive until the run ends: ~60 MB in a million-call fan-out."""
 
 
 _frame_pointers = threading.Lock()
@@ -544,7 +537,7 @@ class Evaluator:
         frame.phase = RESULT
         digest = bytes.fromhex(result_hash)
         frame.digest = digest
-        if type(value) not in _CHEAP_TO_HASH:
+        if type(value) not in CHEAP_TO_HASH:
             self.known[id(value)] = digest
         frame.tasks, frame.files = self.loaded_vsets[vset_hash]
         frame.vset_hash = vset_hash
@@ -809,7 +802,7 @@ class Evaluator:
         else:
             result_files = out.files
         frame.digest = digest
-        if digest is not None and type(value) not in _CHEAP_TO_HASH:
+        if digest is not None and type(value) not in CHEAP_TO_HASH:
             self.known[id(value)] = digest
         self.recorder.validation_set(frame, result_files)
         s = self.summary

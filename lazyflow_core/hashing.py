@@ -135,6 +135,11 @@ _PRIMITIVES: dict[type, Callable[[Any], bytes]] = {
     str: lambda v: b"s" + v.encode("utf-8", "surrogatepass"),
 }
 
+CHEAP_TO_HASH = frozenset({type(None), bool, int, float, complex})
+"""Types hashed again wherever they appear rather than remembered by identity: hashing
+one costs about as much as a dict lookup would save, and the evaluator keeps no
+``known`` entry for them (a million-call fan-out of ints would hold ~60 MB of entries)."""
+
 _dispatch: dict[type, Callable[[_Walker, Any], bytes]] = {}
 
 
@@ -148,13 +153,15 @@ class _Walker:
         self.active: set[int] = set()
 
     def digest(self, value: Any) -> bytes:
-        # Values that calls produced are known (by identity, while alive): a dict lookup
-        # instead of hashing, e.g. for each element of a fanned-in list of results.
+        cls = type(value)
+        if cls in CHEAP_TO_HASH:  # never in `known`: no lookup
+            return hashlib.sha256(_PRIMITIVES[cls](value)).digest()[:DIGEST_SIZE]
+        # Other values that calls produced are known (by identity, while alive): a dict
+        # lookup instead of hashing, e.g. each string of a fanned-in list of results.
         if self.known:
             hit = self.known.get(id(value))
             if hit is not None:
                 return hit
-        cls = type(value)
         prim = _PRIMITIVES.get(cls)
         if prim is not None:
             return hashlib.sha256(prim(value)).digest()[:DIGEST_SIZE]
