@@ -28,6 +28,7 @@ run loses nothing that reached the pipe.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import marshal
 import operator
@@ -157,18 +158,29 @@ COPY_MIN_ROWS = 100
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\) VALUES \([^)]*\) (ON CONFLICT .*)", re.S)
 
 
-def _copy_insert(cur: Any, kind: str, insert: str, rows: list[tuple[Any, ...]]) -> int:
-    """Insert `rows` with the semantics of the `insert` statement (its ON CONFLICT clause),
-    through ``COPY`` into a temporary table (emptied at commit). Returns statements run."""
+@functools.cache
+def _copy_statements(kind: str, insert: str) -> tuple[str, str, str]:
+    """The temporary table, COPY and INSERT ... SELECT statements for a kind (built once)."""
     match = _INSERT.match(insert)
     assert match is not None, insert
     table, columns, conflict = match.groups()
     temp = f"lf_tmp_{kind}"
-    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table}) ON COMMIT DELETE ROWS")
-    with cur.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table}) ON COMMIT DELETE ROWS",
+        f"COPY {temp} ({columns}) FROM STDIN",
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} {conflict}",
+    )
+
+
+def _copy_insert(cur: Any, kind: str, insert: str, rows: list[tuple[Any, ...]]) -> int:
+    """Insert `rows` with the semantics of the `insert` statement (its ON CONFLICT clause),
+    through ``COPY`` into a temporary table (emptied at commit). Returns statements run."""
+    create, copy_sql, insert_select = _copy_statements(kind, insert)
+    cur.execute(create)
+    with cur.copy(copy_sql) as copy:
         for row in rows:
             copy.write_row(row)
-    cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} {conflict}")
+    cur.execute(insert_select)
     return 3
 
 
