@@ -83,8 +83,15 @@ class Provenance(Queries):
     # -- producers ---------------------------------------------------------------------
     def producers(self, value_hash: str, limit: int = 200) -> list[Call]:
         """The innermost calls that returned `value_hash`, most recent first."""
+        hashes = self._returning(value_hash, limit)
+        inner = self._innermost(hashes, value_hash)
+        calls = self.calls(inner)
+        return sorted(calls.values(), key=lambda x: -(x.created_at or 0))
+
+    def _returning(self, value_hash: str, limit: int = 200) -> list[str]:
+        """Hashes of the calls that returned `value_hash`, most recent first."""
         c = schema.calls
-        hashes = [
+        return [
             r[0]
             for r in self._rows(
                 select(c.c.call_hash)
@@ -93,9 +100,6 @@ class Provenance(Queries):
                 .limit(limit)
             )
         ]
-        inner = self._innermost(hashes, value_hash)
-        calls = self.calls(inner)
-        return sorted(calls.values(), key=lambda x: -(x.created_at or 0))
 
     def producer(self, value_hash: str, *, consumer: str | None = None) -> tuple[Call | None, int]:
         """The call that produced `value_hash`, and how many other calls also returned it.
@@ -105,16 +109,7 @@ class Provenance(Queries):
         same parent first; if there is none the value was given, not produced (None).
         Without it, the most recent producer is returned.
         """
-        c = schema.calls
-        hashes = [
-            r[0]
-            for r in self._rows(
-                select(c.c.call_hash)
-                .where(c.c.result_hash == value_hash)
-                .order_by(c.c.created_at.desc())
-                .limit(200)
-            )
-        ]
+        hashes = self._returning(value_hash)
         if not hashes:
             return None, 0
         alternatives = max(len(self._innermost(hashes, value_hash)) - 1, 0)
