@@ -25,20 +25,7 @@ from lazyflow_core import evaluator as evaluator_module
 from lazyflow_core import frames as frames_module
 from lazyflow_core.frames import CallFrame
 
-
-@task
-def inc(x: int) -> int:
-    return x + 1
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
-
-
-@task
-def fan_out(n: int):
-    return total([inc(i) for i in range(n)])
+from .tasks import inc, total
 
 
 @task

@@ -20,20 +20,7 @@ from lazyflow_core import RunCancelled, Scheduler, task
 from lazyflow_core.errors import RemoteTraceback
 from lazyflow_core.executors import JobOutcome, JobSpec, ProcessExecutor
 
-
-@task
-def inc(x: int) -> int:
-    return x + 1
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
-
-
-@task
-def fan_out(n: int):
-    return total([inc(i) for i in range(n)])
+from .tasks import fan_out, inc
 
 
 @task

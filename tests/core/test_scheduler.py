@@ -19,10 +19,7 @@ from lazyflow_core import (
 )
 from lazyflow_core.executors import ThreadExecutor
 
-
-@task
-def inc(x: int) -> int:
-    return x + 1
+from .tasks import fan_out, inc, total
 
 
 @task
@@ -38,16 +35,6 @@ def countdown(n: int):
     if n == 0:
         return 0
     return countdown(n - 1) + 1
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
-
-
-@task
-def fan_out(n: int):
-    return total([inc(i) for i in range(n)])
 
 
 def test_chain_of_100k_dependent_calls(sqlite_url: str) -> None:
