@@ -57,7 +57,7 @@ from .errors import (
     TaskResultError,
 )
 from .events import Decision, JobEvent, Reason, RunSummary, TaskCounts
-from .executors.base import Executor, JobOutcome, JobSpec, run_job
+from .executors.base import Executor, JobOutcome, JobSpec, run_call
 from .expression import (
     ApplyExpression,
     CallExpression,
@@ -632,10 +632,7 @@ class Evaluator:
             frame.started = time.time()
             if self.listeners:
                 self._emit("started", frame, None)
-        spec = JobSpec(
-            self.recorder.job_id(frame), frame.task, frame.args, frame.kwargs, frame.attempts
-        )
-        self.handle_outcome(frame, run_job(spec))
+        self.handle_outcome(frame, run_call(frame.task, frame.args, frame.kwargs))
 
     def _submit_now(self, frame: CallFrame, executor: Executor) -> None:
         task = frame.task

@@ -110,9 +110,15 @@ def finish_outcome(out: JobOutcome, value: Any, task_name: str = "") -> None:
 
 def run_job(spec: JobSpec) -> JobOutcome:
     """Run one job in the current thread/process and package the outcome."""
+    return run_call(spec.task, spec.args, spec.kwargs)
+
+
+def run_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobOutcome:
+    """`run_job` without a `JobSpec`: the scheduler thread runs tiny calls this way, with
+    no job id to format and no spec to build per call."""
     out = JobOutcome(started=time.time())
     try:
-        value = spec.task.func(*spec.args, **spec.kwargs)
+        value = task.func(*args, **kwargs)
         if inspect.iscoroutine(value):  # an `async def` task
             import asyncio  # here: ~15-20 ms a process-pool worker need not pay
 
@@ -124,7 +130,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         out.remote_traceback = "".join(traceback.format_exception(exc))
         out.finished = time.time()
         return out
-    finish_outcome(out, value, spec.task.name)
+    finish_outcome(out, value, task.name)
     out.finished = time.time()
     return out
 
