@@ -207,12 +207,17 @@ class Quote:
         self.value = value
 
 
+def ellipsize(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending in "..." when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def short_repr(value: Any, limit: int = 40) -> str:
     """A one-line repr cut to `limit` characters (for logs and tracebacks)."""
     cls = type(value)
     if cls is int or cls is float or cls is bool or value is None:  # most arguments
         text = repr(value)
-        return text if len(text) <= limit else text[: limit - 3] + "..."
+        return ellipsize(text, limit)
     path = getattr(value, "path", None)
     if isinstance(path, str) and type(value).__name__ in ("File", "Dir"):
         # Keep the end of a path: that is the part that tells files apart.
@@ -227,7 +232,7 @@ def short_repr(value: Any, limit: int = 40) -> str:
         text = text[: limit * 2]
     if "\n" in text or "\t" in text or "  " in text:
         text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return ellipsize(text, limit)
 
 
 def format_args(args: Iterable[Any], kwargs: dict[str, Any], limit: int = 40) -> str:

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from ..expression import ellipsize
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DB_HELP = (
@@ -91,8 +93,7 @@ def fmt_size(size: int | None) -> str:
 def cut(text: str | None, limit: int = 60) -> str:
     if text is None:
         return "-"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return ellipsize(" ".join(text.split()), limit)
 
 
 def plural(n: int, word: str) -> str:

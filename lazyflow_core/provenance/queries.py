@@ -16,6 +16,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import StoreError
+from ..expression import ellipsize
 from ..store import schema
 from ..store.sql import Store, open_store, redact, resolve_db_url
 from .records import (
@@ -520,13 +521,10 @@ def _name_matches(column: Any, name: str) -> Any:
 def _preview(task_name: str, args: Sequence[Arg]) -> str:
     short = task_name.rsplit(".", 1)[-1]
     shown = ", ".join(
-        f"{a.name}={_cut(a.value.preview if a.value and a.value.preview else '?')}" for a in args
+        f"{a.name}={ellipsize(a.value.preview if a.value and a.value.preview else '?', 40)}"
+        for a in args
     )
     return f"{short}({shown})"
-
-
-def _cut(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _job(r: Any) -> Job:
