@@ -31,7 +31,8 @@ a frame is kept on its expression rather than in a dict (`_frame_pointers`), fra
 empty placeholders instead of owning empty containers, a recorded call drops what only
 running and recording needed (`release_call_state`), small scalar results are not kept in
 `known`, and the scheduler waits for the store writer when its queue grows past
-`WRITER_BACKLOG` records, also in the middle of a round of inline calls.
+`WRITER_BACKLOG` records, looking every `BACKLOG_CHECK_EVERY` finished jobs (a round of
+inline calls or a burst of completions can finish thousands between two dispatches).
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ WRITER_BACKLOG = 200_000
 GC_YOUNG_EVERY = 5_000
 """Calls between collections of the young generations while automatic GC is paused."""
 BACKLOG_CHECK_EVERY = 256
-"""Inline jobs run between two looks at the store writer's backlog."""
+"""Jobs finished between two looks at the store writer's backlog: a round of inline calls,
+or a burst of completions from a pool, may finish thousands of calls, each queueing
+records, between two passes of the dispatch loop."""
 PROBE_CALLS = 4
 PROBE_WINDOW = 16
 
@@ -548,6 +551,8 @@ class Evaluator:
         s.cached += 1
         self._counts(frame.task).cached += 1
         self.recorder.job(frame, "cached", now, now)
+        if s.jobs % BACKLOG_CHECK_EVERY == 0:
+            self.wait_for_writer()
         if self.listeners:
             self._emit("cached", frame, 0.0)
         if self.dry_run:
@@ -587,7 +592,6 @@ class Evaluator:
         """
         frames, self.to_submit = self.to_submit, []
         lone = len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups
-        inline = 0
         for frame in frames:
             if self.stopping or frame.state != PENDING:
                 continue
@@ -602,10 +606,6 @@ class Evaluator:
                 measured = stats is not None and stats[0] >= PROBE_CALLS
                 if lone or (measured and stats[1] < INLINE_SECONDS * stats[0]):  # type: ignore[index]
                     self._run_inline(frame)
-                    inline += 1
-                    if inline % BACKLOG_CHECK_EVERY == 0:
-                        # One round may run a million tiny calls: each queues records.
-                        self.wait_for_writer()
                     continue
                 if not measured:
                     # Until a few calls of this task have been timed, keep only a small
@@ -810,6 +810,8 @@ class Evaluator:
         counts.seconds += now - frame.started
         if self.writer is not None:
             self.recorder.record(frame, value, digest, out, result_files, now)
+            if s.jobs % BACKLOG_CHECK_EVERY == 0:
+                self.wait_for_writer()
         if self.listeners:
             self._emit("done", frame, now - frame.started)
         release_call_state(frame)

@@ -123,14 +123,17 @@ def test_a_run_inside_a_task(tmp_path: Any, sqlite_url: str) -> None:
     assert Scheduler(db=sqlite_url).run(expr) == sum(range(1, 11)) + 2
 
 
+@pytest.mark.parametrize("where", ["inline", "pool"])
 def test_writer_backlog_stays_bounded_when_calls_run_inline(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """Thousands of tiny calls run in one round on the scheduler thread; the store writer's
-    queue (memory) must not grow with them."""
+    """Thousands of tiny calls run in one round on the scheduler thread, or complete in
+    bursts from the thread pool; the store writer's queue (memory) must not grow with them."""
     from lazyflow_core.store.writer import StoreWriter
 
     monkeypatch.setenv("LAZYFLOW_WRITER", "thread")
+    if where == "pool":  # no call is measured small enough to run inline
+        monkeypatch.setattr(evaluator_module, "INLINE_SECONDS", 0.0)
     monkeypatch.setattr(evaluator_module, "WRITER_BACKLOG", 50)
     monkeypatch.setattr(evaluator_module, "BACKLOG_CHECK_EVERY", 4)
     seen = {"max": 0, "waits": 0}
