@@ -21,18 +21,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import machine, pg, report
-from benchmarks.runner import REPO, Result, Runner, ensure_redun_venv, load_results
+from benchmarks.peers import PEERS, ensure_venv
+from benchmarks.runner import REPO, Result, Runner, load_results
 from benchmarks.scenarios import FULL, QUICK, SCENARIOS, Sizes, plan
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SYSTEMS = ("plain", "lazyflow", "redun", "airflow")
+OWN = ("plain", "lazyflow", "floor", "startup", "airflow", "dask")
+SYSTEMS = OWN + tuple(PEERS)
+BASELINES = ("plain", "lazyflow", "floor", "startup")
+"""Systems whose crash, time-out or wrong value makes the run fail (exit status 1)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="lazyflow speed and scale benchmarks, with plain Python and redun "
-        "baselines measured in the same run.",
+        description="lazyflow speed and scale benchmarks, with plain Python, the measured "
+        "floor and the peer systems (redun, dask, joblib, Hamilton, Prefect) in the same run.",
         epilog="scenarios: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()),
     )
     parser.add_argument(
@@ -47,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-redun", action="store_true", help="skip redun (do not create .venv-redun)"
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip every peer system (redun, dask.*, joblib, hamilton, prefect)",
     )
     parser.add_argument(
         "--redun-max-n",
@@ -118,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     systems = {s.strip() for s in args.systems.split(",") if s.strip()}
     if args.no_redun:
         systems.discard("redun")
+    if args.no_peers:
+        systems -= set(PEERS)
+    unknown = systems - set(SYSTEMS)
+    if unknown:
+        print(f"unknown system(s) {', '.join(sorted(unknown))}; choose from {', '.join(SYSTEMS)}")
+        return 2
     if args.render is not None:
         return render(args.render, sizes, write_readme=bool(args.readme))
     cases = plan(names, sizes)
@@ -133,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     unavailable = {}
-    if any(c.system == "redun" and not c.skip for c in cases):
-        problem = ensure_redun_venv(lambda msg: print(msg, flush=True))
+    for system in dict.fromkeys(c.system for c in cases if c.system in PEERS and not c.skip):
+        problem = ensure_venv(system, lambda msg: print(msg, flush=True))
         if problem:
-            unavailable["redun"] = problem
+            unavailable[system] = problem
     if any(c.params.get("db") == "postgres" and not c.skip for c in cases):
         problem = pg.check()
         if problem:
@@ -164,6 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             if case.system not in systems:
                 continue
             runner.run(case)
+    except (KeyboardInterrupt, SystemExit):
+        # Keep what was measured: ``--render THIS.json EARLIER.json`` completes it.
+        if args.json is not None:
+            info["interrupted"] = True
+            info["seconds"] = round(time.time() - started, 1)
+            info["scenarios"] = names
+            save(list(runner.results.values()), info, args.json, partial=True)
+            print(f"interrupted: the results so far are in {args.json}", flush=True)
+        raise
     finally:
         pg.drop_schemas(workdir)
         if not args.keep and args.workdir is None:
@@ -182,11 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     if write_readme:
         path = report.write_readme(results, sizes, info)
         print(f"wrote {path.relative_to(REPO)}")
-    failed = [
-        r
-        for r in results
-        if r.status in ("error", "timeout") and r.case.system in ("lazyflow", "plain")
-    ]
+        if report.write_project_readme(results, sizes):
+            print("wrote the peers table of README.md")
+    failed = [r for r in results if r.status in ("error", "timeout") and r.case.system in BASELINES]
     return 1 if failed else 0
 
 
@@ -206,6 +228,8 @@ def render(paths: list[Path], sizes: Sizes, write_readme: bool) -> int:
     print(report.console(results, sizes, info))
     if write_readme:
         print(f"wrote {report.write_readme(results, sizes, info).relative_to(REPO)}")
+        if report.write_project_readme(results, sizes):
+            print("wrote the peers table of README.md")
     return 0
 
 

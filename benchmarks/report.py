@@ -15,6 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import goals, peertable
+from benchmarks.figures import (
+    Results,
+    calls,
+    fmt_mb,
+    fmt_s,
+    fmt_us,
+    fmt_x,
+    status_text,
+    table,
+    verdict,
+)
+from benchmarks.peers import PEERS
 from benchmarks.runner import Case, Result
 from benchmarks.scenarios import (
     SCENARIOS,
@@ -36,99 +49,6 @@ Run `make bench` (everything, ~20 min on 2 cores) or `python -m benchmarks SCENA
 """
 
 
-class Results:
-    """Results by case key, with the derived figures the tables need."""
-
-    def __init__(self, results: list[Result]):
-        self.by_key = {r.case.key: r for r in results}
-
-    def get(self, case: Case) -> Result | None:
-        return self.by_key.get(case.key)
-
-    def ok(self, case: Case) -> Result | None:
-        r = self.get(case)
-        return r if r is not None and r.ok else None
-
-    def plain_wall(self, case: Case) -> float | None:
-        plain = plain_case(case)
-        r = self.ok(plain) if plain is not None else None
-        return r.data["wall"] if r else None
-
-    def overhead_us(self, result: Result) -> float | None:
-        """(wall - plain wall) / calls, in µs."""
-        n = calls(result)
-        if not result.ok or not n:
-            return None
-        plain = self.plain_wall(result.case)
-        if plain is None:
-            plain = 0.0
-        return (result.data["wall"] - plain) / n * 1e6
-
-
-def calls(result: Result) -> int | None:
-    d = result.data
-    return d.get("calls") or d.get("jobs")
-
-
-def plain_case(case: Case) -> Case | None:
-    p = case.params
-    if case.workload == "fanout" or case.system == "airflow":
-        return fanout_case("plain", p["n"], flat=p.get("flat", False))
-    if case.workload == "chain":
-        return chain_case("plain", p["depth"])
-    return None
-
-
-# ---------------------------------------------------------------- formatting helpers
-
-
-def fmt_s(x: float | None) -> str:
-    if x is None:
-        return "—"
-    if x >= 100:
-        return f"{x:.0f} s"
-    if x >= 1:
-        return f"{x:.2f} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:.1f} ms"
-    return f"{x * 1e6:.0f} µs"
-
-
-def fmt_us(x: float | None) -> str:
-    if x is None:
-        return "—"
-    if x >= 1000:
-        return f"{x / 1000:.2f} ms"
-    return f"{x:.1f} µs" if x < 100 else f"{x:.0f} µs"
-
-
-def fmt_mb(kb: int | None) -> str:
-    return "—" if not kb else f"{kb / 1024:.0f} MiB"
-
-
-def fmt_x(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
-
-
-def status_text(r: Result | None) -> str:
-    if r is None:
-        return "not run"
-    if r.ok:
-        return "ok"
-    return f"{r.status}: {r.note}"
-
-
-def table(head: list[str], rows: list[list[str]]) -> str:
-    def clean(cell: str) -> str:
-        return cell.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    lines += ["| " + " | ".join(clean(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------- targets
 
 
@@ -139,12 +59,6 @@ class Target:
     lazyflow: str
     redun: str
     verdict: str
-
-
-def verdict(met: bool | None, miss: str = "") -> str:
-    if met is None:
-        return "— not measured"
-    return "✅ met" if met else f"❌ missed{': ' + miss if miss else ''}"
 
 
 def targets(res: Results, s: Sizes) -> list[Target]:
@@ -160,6 +74,7 @@ def targets(res: Results, s: Sizes) -> list[Target]:
         _t_processes,
         _t_airflow,
         _t_postgres,
+        _t_dask,
     ):
         out += fn(res, s, n)
     return out
@@ -482,6 +397,41 @@ def _t_postgres(res: Results, s: Sizes, n: int) -> list[Target]:
 # ---------------------------------------------------------------- detail tables
 
 
+def _t_dask(res: Results, s: Sizes, n: int) -> list[Target]:
+    """Per call, lazyflow's Dask executor against Dask's own client.map (issue 12)."""
+    from benchmarks.scenarios import dask_cases
+
+    by_key = {(c.workload, c.params["n"]): res.ok(c) for c in dask_cases(s)}
+    out = []
+    for size in s.dask:
+        lf, dm = by_key.get(("lazyflow", size)), by_key.get(("client_map", size))
+        per_lf = lf.data["wall"] / size * 1e6 if lf else None
+        per_dm = dm.data["wall"] / size * 1e6 if dm else None
+        ratio = per_lf / per_dm if per_lf and per_dm else None
+        out.append(
+            Target(
+                f"Dask executor, {label(size)} tiny calls (client.map: {fmt_us(per_dm)}/call)",
+                "≤ 2x client.map",
+                f"{fmt_us(per_lf)}/call ({fmt_x(ratio)} client.map)" if per_lf else status_text(lf),
+                "—",
+                verdict(None if ratio is None else ratio <= 2, f"{fmt_x(ratio)}"),
+            )
+        )
+    return out
+
+
+def lazyflow_twin(res: Results, c: Case) -> Result | None:
+    """lazyflow's result for the same work as a peer's case (None for lazyflow's own)."""
+    if c.system not in PEERS or c.workload not in ("fanout", "chain"):
+        return None
+    if c.system == "redun":
+        store = (c.store or "").replace(c.system, "lazyflow", 1)
+        return res.ok(Case(c.scenario, "lazyflow", c.workload, c.params, c.label, store=store))
+    if c.workload == "chain":
+        return res.ok(chain_case("lazyflow", c.params["depth"]))
+    return res.ok(fanout_case("lazyflow", c.params["n"], flat=True, run=c.params["run"]))
+
+
 def detail_row(res: Results, r: Result) -> list[str]:
     """One row of a scenario's table."""
     c, d = r.case, r.data
@@ -494,22 +444,12 @@ def detail_row(res: Results, r: Result) -> list[str]:
     else:
         per = fmt_us(res.overhead_us(r)) if n and c.system != "plain" else "—"
     ratio = ""
-    if r.ok and c.system == "redun":
-        twin = res.ok(
-            Case(
-                c.scenario,
-                "lazyflow",
-                c.workload,
-                c.params,
-                c.label,
-                store=(c.store or "").replace(c.system, "lazyflow", 1),
-            )
-        )
-        if twin:
-            ratio = fmt_x(d["wall"] / twin.data["wall"])
+    twin = lazyflow_twin(res, c) if r.ok else None
+    if twin:
+        ratio = fmt_x(d["wall"] / twin.data["wall"])
     counts = ""
     if r.ok and d.get("executed") is not None:
-        counts = f"{d['executed']} run / {d['cached']} cached"
+        counts = f"{d['executed']} run / {d.get('cached', n - d['executed'])} cached"
     startup = fmt_s(d["startup"]) if r.ok and d.get("startup") is not None else "—"
     queries = d.get("queries")
     system = c.system if c.workload in ("fanout", "chain") else f"{c.system} `{c.workload}`"
@@ -538,7 +478,7 @@ DETAIL_HEAD = [
     "peak RSS",
     "store queries",
     "jobs",
-    "redun/lazyflow",
+    "peer/lazyflow wall",
     "note",
 ]
 
@@ -597,6 +537,24 @@ def markdown(results: list[Result], s: Sizes, info: dict[str, Any]) -> str:
         "(wall - plain Python wall) / calls; peak RSS is the case's process (and its "
         "children). Store: SQLite file, threads executor, unless stated.",
         "",
+        "### Targets (issue 18)",
+        "",
+        "Verdicts against this run's figures; *floor* is the same per-job work at its "
+        "barest, measured in this run (`benchmarks/wl_floor.py`; whole-process rows: the "
+        "interpreter alone).",
+        "",
+        goals.markdown(res, s),
+        "",
+        "### lazyflow beside the peers",
+        "",
+        "Overhead per job against plain Python, each system in its own virtual "
+        "environment, same run; sizes a system did not run (the time budget) fall back "
+        "to its largest smaller size. Fan-out: `total([inc(i) for i in range(N)])`; "
+        "cached: the same in a fresh process over the cold run's cache; chain: "
+        "`x = inc(x)` D times.",
+        "",
+        peertable.markdown(res, s),
+        "",
         "### Targets (issue 7)",
         "",
         table(
@@ -627,6 +585,27 @@ def markdown(results: list[Result], s: Sizes, info: dict[str, Any]) -> str:
 
 def console(results: list[Result], s: Sizes, info: dict[str, Any]) -> str:
     return "\n" + markdown(results, s, info)
+
+
+PROJECT_README = README.parent.parent / "README.md"
+PEERS_BEGIN = "<!-- BEGIN PEERS TABLE: written by `python -m benchmarks`, do not edit -->"
+PEERS_END = "<!-- END PEERS TABLE -->"
+
+
+def write_project_readme(
+    results: list[Result], s: Sizes, path: Path = PROJECT_README, indent: str = "  "
+) -> bool:
+    """Replace the peers table of the project README between its markers (kept where
+    they are, indented as they are); False when the README has no markers."""
+    text = path.read_text() if path.exists() else ""
+    if PEERS_BEGIN not in text or PEERS_END not in text:
+        return False
+    head, rest = text.split(PEERS_BEGIN, 1)
+    tail = rest.split(PEERS_END, 1)[1]
+    block = peertable.readme_block(Results(results), s)
+    body = "\n".join(indent + line for line in block.splitlines())
+    path.write_text(f"{head}{PEERS_BEGIN}\n{body}\n{indent}{PEERS_END}{tail}")
+    return True
 
 
 def write_readme(

@@ -1,7 +1,9 @@
 """Run benchmark cases, each in a fresh interpreter, and collect their results.
 
-A ``Case`` names a system (``plain``, ``lazyflow``, ``redun``, ``airflow``), a workload
-function in ``benchmarks.wl_<system>`` and its parameters. Every case runs as
+A ``Case`` names a system (``plain``, ``lazyflow``, ``airflow``, ``dask``, ``floor``,
+``startup`` or a peer of `benchmarks.peers`), a workload function in
+``benchmarks.wl_<system>`` and its parameters; a peer's cases run under the interpreter
+of its own venv. Every case runs as
 ``python -m benchmarks.child SPEC`` in its own process, so peak RSS and in-memory caches
 are isolated. Peak RSS comes from ``os.wait4`` on that process (it covers the process and
 the children it waited for, e.g. a process pool). Wall time is measured inside the child,
@@ -18,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -30,10 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.child import MARKER
-
-REPO = Path(__file__).resolve().parent.parent
-REDUN_VENV = REPO / ".venv-redun"
-REDUN_REQUIREMENTS = ["redun==0.44.*", "numpy"]
+from benchmarks.peers import REPO, interpreter
 
 
 @dataclass
@@ -107,36 +104,6 @@ def load_results(path: Path) -> list[Result]:
             Result(case, d["status"], d["data"], d["process_seconds"], d["maxrss_kb"], d["note"])
         )
     return out
-
-
-def interpreter(system: str) -> Path:
-    """The Python that runs ``system``'s workloads."""
-    if system == "redun":
-        return REDUN_VENV / "bin" / "python"
-    return Path(sys.executable)
-
-
-def ensure_redun_venv(log: Callable[[str], None] = print) -> str | None:
-    """Create ``.venv-redun`` with redun 0.44 if missing; return an error text or None."""
-    python = interpreter("redun")
-    check = [str(python), "-c", "import redun, numpy; assert redun.__version__.startswith('0.44')"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return None
-    log(f"setting up {REDUN_VENV.name} (redun 0.44, once) ...")
-    base = shutil.which("python3") or sys.executable
-    steps = [
-        [base, "-m", "venv", str(REDUN_VENV)],
-        [str(python), "-m", "pip", "install", "-q", *REDUN_REQUIREMENTS],
-    ]
-    for step in steps:
-        if python.exists() and step[1:3] == ["-m", "venv"]:
-            continue
-        proc = subprocess.run(step, capture_output=True, text=True)
-        if proc.returncode != 0:
-            return f"{' '.join(step)} failed: {proc.stderr.strip()[-500:]}"
-    if subprocess.run(check, capture_output=True).returncode != 0:
-        return f"redun 0.44 is not importable from {python}"
-    return None
 
 
 def child_env() -> dict[str, str]:

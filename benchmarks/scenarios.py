@@ -23,13 +23,48 @@ SCENARIOS: dict[str, str] = {
     "fanout": "fan-out of N tiny tasks into one sum, cold cache",
     "cached": "the same fan-out fully cached, re-run in a fresh process",
     "chain": "chain of dependent calls x = inc(x)",
+    "floor": "the floor per job: a bare call, dict insert, BLAKE3 hash and SQLite row",
+    "startup": "whole-process start-up: lazyflow --help, log, a cached demo run, first run",
     "million": "1,000,000-call fan-out, peak RSS",
     "scaling": "time per job from the smallest to the largest fan-out and chain",
     "hashing": "content hashing of 1 GiB (bytes, NumPy, file); stat-based file hashing",
     "processes": "processes executor, tiny tasks",
-    "airflow": "one LazyFlowOperator vs the same work as mapped Airflow tasks (dag.test)",
     "postgres": "PostgreSQL store: the fan-out cold and cached",
+    "dask": "Dask executor vs Dask's own client.map, tiny calls, same LocalCluster",
+    "peers": "the fan-out cold, its flat cached re-run and the chain on every peer system",
+    "airflow": "one LazyFlowOperator vs the same work as mapped Airflow tasks (dag.test)",
 }
+
+PEER_SYSTEMS = ("dask_delayed", "dask_distributed", "joblib", "hamilton", "prefect")
+"""Peers measured by the ``peers`` scenario (redun has its own cases, reused there)."""
+
+CACHING_PEERS = ("joblib", "hamilton", "prefect")
+"""Peers with a cache across processes: they get a cached re-run and count executions."""
+
+PEER_CAPS: dict[str, tuple[int, int, str]] = {
+    "dask_delayed": (
+        1_000,
+        1_000,
+        "its time per call grows with N (loaded machine): a 10k fan-out took 74 s, a 10k "
+        "chain 33 s, against 0.7 s and 1.1 s at 1k",
+    ),
+    "dask_distributed": (
+        1_000,
+        1_000,
+        "its time per call grows with N (loaded machine): a 10k fan-out took 247 s, "
+        "against 2.9 s at 1k",
+    ),
+    "joblib": (10_000, 10_000, ""),
+    "hamilton": (
+        1_000,
+        1_000,
+        "its time per node grows with N (loaded machine): a 10k fan-out took 246 s, "
+        "against 2.5 s at 1k; its chain fails at 1k (RecursionError)",
+    ),
+    "prefect": (1_000, 1_000, "~10-30 ms per task run on this machine"),
+}
+"""Per peer, the largest fan-out and chain ``make bench`` runs (the time budget), and
+why; larger sizes are reported as not run."""
 
 REDUN_MAX_N = 1_000
 GiB = 1 << 30
@@ -45,11 +80,16 @@ class Sizes:
     million: int = 1_000_000
     hash_bytes: int = GiB
     stat_files: int = 10_000
-    processes: int = 1_000
+    processes: int = 10_000
     redun_processes: int = 200
     airflow: int = 1_000
     postgres: int = 10_000
     redun_max_n: int = REDUN_MAX_N
+    dask: tuple[int, ...] = (1_000, 10_000)
+    peer_fanout: tuple[int, ...] = (1_000, 10_000)
+    peer_chain: tuple[int, ...] = (1_000, 10_000)
+    floor: tuple[int, ...] = (10_000, 100_000)
+    startup_repeat: int = 5
 
 
 FULL = Sizes()
@@ -65,6 +105,11 @@ QUICK = Sizes(
     airflow=3,
     postgres=20,
     redun_max_n=50,
+    dask=(20,),
+    peer_fanout=(10,),
+    peer_chain=(10,),
+    floor=(50,),
+    startup_repeat=1,
 )
 
 
@@ -209,6 +254,126 @@ def airflow_cases(n: int) -> list[Case]:
     ]
 
 
+def dask_cases(sizes: Sizes) -> list[Case]:
+    """Per call: lazyflow's Dask executor and Dask's ``client.map``, each on a fresh
+    LocalCluster of the same shape (see benchmarks/wl_dask.py)."""
+    return [
+        Case(
+            "dask",
+            "dask",
+            workload,
+            {"n": n},
+            f"N={label(n)} {'client.map' if workload == 'client_map' else 'lazyflow'}",
+            store=f"dask-{workload}-{n}",
+            expect={"value": fanout_sum(n)},
+        )
+        for n in sizes.dask
+        for workload in ("client_map", "lazyflow")
+    ]
+
+
+def peer_case(system: str, kind: str, n: int, run: str = "cold") -> Case:
+    """A peer's flat fan-out (cold or cached) or chain, with the caps of `PEER_CAPS`."""
+    max_n, max_depth, why = PEER_CAPS[system]
+    expect: dict[str, object]
+    if kind == "chain":
+        params: dict[str, object] = {"depth": n}
+        what, expect, cap = f"depth {label(n)}", {"value": n}, max_depth
+    else:
+        params = {"n": n, "flat": True, "run": run}
+        what = f"flat N={label(n)}" + (" cached" if run == "cached" else "")
+        expect, cap = {"value": fanout_sum(n)}, max_n
+        if system in CACHING_PEERS:
+            expect["executed"] = 0 if run == "cached" else n + 1
+    if kind == "chain" and system in CACHING_PEERS:
+        expect["executed"] = n
+    prep = [peer_case(system, kind, n)] if run == "cached" else []
+    store = f"{system}-{kind}-{n}"
+    case = Case("peers", system, kind, params, what, store=store, prep=prep, expect=expect)
+    if n > cap:
+        case.skip = f"not run (budget): {system} runs up to {label(cap)}" + (
+            f" ({why})" if why else ""
+        )
+    return case
+
+
+def peer_cases(s: Sizes) -> list[Case]:
+    """Every peer's cases, beside lazyflow's and plain Python's for the same work."""
+    cases: list[Case] = []
+    for n in s.peer_fanout:
+        cases += [fanout_case("plain", n, flat=True, scenario="peers")]
+        cases += [fanout_case("lazyflow", n, flat=True, run=r, sizes=s) for r in ("cold", "cached")]
+        cases += [fanout_case("redun", n, flat=True, run="cached", sizes=s)]
+        for system in PEER_SYSTEMS:
+            cases.append(peer_case(system, "fanout", n))
+            if system in CACHING_PEERS:
+                cases.append(peer_case(system, "fanout", n, run="cached"))
+    for d in s.peer_chain:
+        cases += [chain_case("plain", d, "peers"), chain_case("lazyflow", d, "peers")]
+        cases += [chain_case("redun", d, "peers")]
+        cases += [peer_case(system, "chain", d) for system in PEER_SYSTEMS]
+    return cases
+
+
+def floor_cases(s: Sizes) -> list[Case]:
+    """The floor per job (``wl_floor``): cold (write) and hit (read) at each size."""
+    cases = []
+    for n in s.floor:
+        write = _floor_case(n, "write")
+        cases += [write, _floor_case(n, "read", prep=[write])]
+    return cases
+
+
+def _floor_case(n: int, mode: str, prep: list[Case] | None = None) -> Case:
+    return Case(
+        "floor",
+        "floor",
+        "floor",
+        {"n": n, "mode": mode},
+        f"N={label(n)} {mode}",
+        store=f"floor-{n}",
+        prep=prep or [],
+        expect={"value": fanout_sum(n)},
+    )
+
+
+STARTUP_COMMANDS = {
+    "python": "`python -c pass`",
+    "help": "`lazyflow --help`",
+    "log": "`lazyflow log`",
+    "cached_demo": "cached `lazyflow run demo.py main --n 200`",
+}
+
+
+def startup_cases(s: Sizes) -> list[Case]:
+    """Whole-process start-up figures (``wl_startup``), medians of fresh processes."""
+    r = s.startup_repeat
+    cases = [
+        Case(
+            "startup",
+            "startup",
+            "command",
+            {"name": name, "repeat": r},
+            what,
+            store="startup-demo",
+            expect={"value": r},
+        )
+        for name, what in STARTUP_COMMANDS.items()
+    ]
+    cases.append(
+        Case(
+            "startup",
+            "startup",
+            "first_run",
+            {"repeat": r},
+            "first Scheduler.run",
+            store="startup-first",
+            expect={"value": r},
+        )
+    )
+    return cases
+
+
 def plan(names: list[str], sizes: Sizes) -> list[Case]:
     """All cases of the named scenarios, in run order (duplicates are run once)."""
     cases: list[Case] = []
@@ -270,4 +435,12 @@ def scenario_cases(name: str, s: Sizes) -> list[Case]:
                 for r in ("cold", "cached")
             ),
         ]
+    if name == "dask":
+        return dask_cases(s)
+    if name == "peers":
+        return peer_cases(s)
+    if name == "floor":
+        return floor_cases(s)
+    if name == "startup":
+        return startup_cases(s)
     raise ValueError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")

@@ -15,6 +15,11 @@ How a connection becomes a SQLAlchemy URL (first rule that applies wins):
 
 In cases 1 and 2 the connection's ``password`` is put into the URL when the URL itself
 has none, so the secret can stay in the masked password field.
+
+The connection may also carry the store's signing key, ``extra["signing_key"]`` (one
+key, or several comma-separated, newest first): the operator and `load_result` then
+sign and verify stored values with it (see lazyflow's docs/store.md). It is registered
+with Airflow's secrets masker when read, so task logs never show it.
 """
 
 from __future__ import annotations
@@ -68,6 +73,21 @@ def store_url_from_connection(conn: Any) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def signing_key_from_connection(conn: Any) -> str | None:
+    """The signing key a ``lazyflow`` connection carries (``extra["signing_key"]``), or
+    None; masked in Airflow's task logs from now on."""
+    key = (conn.extra_dejson or {}).get("signing_key")
+    if not key:
+        return None
+    try:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(str(key))
+    except ImportError:  # masking is a courtesy: the key is still used
+        pass
+    return str(key)
+
+
 def redact_url(url: str) -> str:
     """`url` with its password replaced by ``***``, safe for logs and XCom."""
     from sqlalchemy.engine import make_url
@@ -96,19 +116,43 @@ class LazyFlowHook(BaseHook):
         self.lazyflow_conn_id = lazyflow_conn_id
 
     def get_conn(self) -> Any:
-        """The Airflow Connection itself."""
-        return self.get_connection(self.lazyflow_conn_id)
+        """The Airflow Connection itself, inside a task or anywhere else.
+
+        In a task, Airflow 3 resolves connections through its execution API. Elsewhere (a
+        script or notebook calling `load_result`, ``python -m lazyflow_airflow``) the task
+        SDK only sees environment variables and external secrets backends, so a
+        connection saved in the metadata database (``airflow connections add``) is read
+        from there instead.
+        """
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            return self.get_connection(self.lazyflow_conn_id)
+        except AirflowNotFoundException:
+            if in_task():
+                raise
+            conn = connection_from_metadata_db(self.lazyflow_conn_id)
+            if conn is None:
+                raise
+            return conn
 
     def get_store_url(self) -> str:
         """The store URL (with password) to pass as ``Scheduler(db=...)``."""
         return store_url_from_connection(self.get_conn())
+
+    def get_store(self) -> tuple[str, str | None]:
+        """The store URL and the signing key (None: the connection carries none), for
+        ``Scheduler(db=url, signing_key=key)``; one read of the connection."""
+        conn = self.get_conn()
+        return store_url_from_connection(conn), signing_key_from_connection(conn)
 
     def test_connection(self) -> tuple[bool, str]:
         """Open the store (runs its schema migrations), as the UI's *Test* button does."""
         try:
             from lazyflow_core import Scheduler
 
-            with Scheduler(db=self.get_store_url()) as sched:
+            url, key = self.get_store()
+            with Scheduler(db=url, signing_key=key) as sched:
                 sched.store  # noqa: B018 - opening (and migrating) the store is the test
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
@@ -118,3 +162,25 @@ class LazyFlowHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Labels for the connection form in the Airflow UI."""
         return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+
+def in_task() -> bool:
+    """True inside a running Airflow task (the task runner talks to its supervisor)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def connection_from_metadata_db(conn_id: str) -> Any | None:
+    """Connection `conn_id` read with Airflow core (metadata database and every secrets
+    backend), or None where Airflow core is not installed or does not know it."""
+    try:
+        from airflow.models.connection import Connection
+    except ImportError:  # a worker with only the task SDK
+        return None
+    try:
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception:  # not found, or no metadata database reachable from here
+        return None

@@ -1,51 +1,49 @@
-"""OpenLineage facets for a lazyflow run: the File and Dir values it read and produced.
+"""OpenLineage facets for a lazyflow run: every file it read and wrote, inner calls too.
 
-`LazyFlowOperator` collects the lazyflow ``File``/``Dir`` values in its arguments
-(inputs) and in the workflow's result (outputs) and reports them through
-``get_openlineage_facets_on_complete``, which the OpenLineage provider calls after the
-task. Dataset names follow the OpenLineage naming spec: a local path is namespace
-``file`` with the absolute path as name; ``s3://bucket/key`` is namespace
-``s3://bucket`` with name ``key`` (likewise ``gs://``, ``abfs://``, ...).
+`LazyFlowOperator` reports datasets through ``get_openlineage_facets_on_complete``, which
+the OpenLineage provider calls after the task:
 
-The run facet ``externalQuery`` carries the lazyflow execution id, so a lineage event
-leads back to ``lazyflow log <execution id>``.
+- inputs: the ``File``/``Dir`` arguments of the workflow, and every file an inner call read
+  that no call of the run wrote (data the workflow took from outside);
+- outputs: the files in the workflow's result and every file an inner call wrote, also
+  the intermediate ones the workflow consumed itself: lineage tools then see the
+  workflow's whole data footprint, not only its entry task's.
+
+Inner files come from the store (`lazyflow_core.provenance.Provenance.execution_files`),
+one query per run, made only when OpenLineage asks. Dataset names follow the OpenLineage
+naming spec: a local path is namespace ``file`` with the absolute path as name;
+``s3://bucket/key`` is namespace ``s3://bucket`` with name ``key`` (likewise ``gs://``,
+``abfs://``, ...). The run facet ``externalQuery`` carries the lazyflow execution id, so a
+lineage event leads back to ``lazyflow log <execution id>``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
-
-_MAX_DEPTH = 50
-
-
-def iter_file_values(value: Any, _depth: int = 0) -> Iterator[Any]:
-    """Every lazyflow File or Dir inside `value` (containers and dataclasses searched)."""
-    from lazyflow_core import Dir, File
-
-    if isinstance(value, File | Dir):
-        yield value
-    elif _depth >= _MAX_DEPTH or isinstance(value, str | bytes | int | float | bool):
-        return
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from iter_file_values(item, _depth + 1)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from iter_file_values(item, _depth + 1)
-    elif hasattr(value, "__dataclass_fields__"):
-        for name in value.__dataclass_fields__:
-            yield from iter_file_values(getattr(value, name, None), _depth + 1)
 
 
 def file_paths(value: Any) -> list[str]:
     """The distinct paths of the Files and Dirs inside `value`, in order of appearance."""
-    seen: dict[str, None] = {}
-    for f in iter_file_values(value):
-        seen.setdefault(str(f.path), None)
-    return list(seen)
+    from lazyflow_core.integration import iter_files
+
+    return list(dict.fromkeys(str(f.path) for f in iter_files(value)))
+
+
+def run_datasets(
+    arg_paths: list[str], result_paths: list[str], files: Iterable[Any]
+) -> tuple[list[str], list[str]]:
+    """(input paths, output paths) of a run, from its arguments, its result and the
+    `JobFile` records of its calls."""
+    read: dict[str, None] = {}
+    wrote: dict[str, None] = dict.fromkeys(result_paths)
+    for f in files:
+        (wrote if f.role == "output" else read)[f.path] = None
+    inputs = dict.fromkeys(arg_paths)
+    inputs.update((p, None) for p in read if p not in wrote)
+    return list(inputs), list(wrote)
 
 
 def dataset_name(path: str) -> tuple[str, str]:

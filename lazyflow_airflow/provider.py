@@ -24,7 +24,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "schema": "lazyflow",
         "port": "5432",
         "login": "lazyflow",
-        "extra": '{"db": "sqlite:////data/lazyflow.db"} or {"dialect": "postgresql+psycopg"}',
+        "extra": '{"db": "sqlite:////data/lazyflow.db"} or {"dialect": "postgresql+psycopg"}; '
+        'add "signing_key" to sign stored values',
     },
 }
 
@@ -76,6 +77,18 @@ def get_provider_info() -> dict[str, Any]:
             "lazyflow": {
                 "description": "Options of the lazyflow provider.",
                 "options": {
+                    "ui_url": {
+                        "description": (
+                            "Base URL of a 'lazyflow ui' serving the store. When set (or "
+                            "when the connection's extra or the project's lazyflow.toml "
+                            "[ui] url sets one), the 'lazyflow run' extra link opens the "
+                            "execution's page there: <ui_url>/executions/<execution_id>."
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "http://lazyflow-ui.internal:8765",
+                        "default": "",
+                    },
                     "viz_base_url": {
                         "description": (
                             "Base URL of the published lazyflow HTML call-graph views. "

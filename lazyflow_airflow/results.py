@@ -64,33 +64,38 @@ def make_ref(value: Any, value_hash: str, *, db: str, conn_id: str | None) -> di
     }
 
 
-def load_result(ref: Any, *, db: str | None = None) -> Any:
+def load_result(ref: Any, *, db: str | None = None, signing_key: str | None = None) -> Any:
     """The value behind a LazyFlowOperator result; plain (non-reference) values pass through.
 
     The store is `db` when given, else the Airflow connection named in the reference
     (inside a task, or wherever Airflow connections resolve), else the URL in the
-    reference (whose password was hidden when the reference was made).
+    reference (whose password was hidden when the reference was made). The value is
+    verified like a cached result: with `signing_key`, the connection's key, or
+    lazyflow's own (``LAZYFLOW_SIGNING_KEY``), only a validly signed value is unpickled.
     """
     if not is_result_ref(ref):
         return ref
-    url = db or _url_from_ref(ref)
+    url, key = (db, None) if db else _store_from_ref(ref)
     from lazyflow_core import Scheduler
 
-    with Scheduler(db=url) as sched:
+    with Scheduler(db=url, signing_key=signing_key or key) as sched:
         return sched.store.load_value(ref[REF_KEY])
 
 
-def _url_from_ref(ref: dict[str, Any]) -> str:
+def _store_from_ref(ref: dict[str, Any]) -> tuple[str, str | None]:
+    """The store URL of a reference, and the signing key of its connection if any."""
     conn_id = ref.get("conn_id")
     if conn_id:
         from lazyflow_airflow.hooks import LazyFlowHook
 
-        return LazyFlowHook(conn_id).get_store_url()
+        return LazyFlowHook(conn_id).get_store()
     url = ref.get("db")
     if not url or "***" in url:
-        raise ValueError(
+        from lazyflow_core.integration import IntegrationValueError
+
+        raise IntegrationValueError(
             f"cannot tell which lazyflow store holds result {ref[REF_KEY]!r}: the reference "
             f"names store {url!r} without its password; pass the full URL as "
             "load_result(ref, db='postgresql+psycopg://user:password@host/db')."
         )
-    return str(url)
+    return str(url), None

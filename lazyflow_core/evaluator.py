@@ -1,29 +1,42 @@
-"""The evaluator: turns an expression into a value, one ready frame at a time.
+"""The evaluator: the state machine that turns an expression into a value.
 
-State machine. Every expression being evaluated gets a *frame*. A frame waits for the
-frames of the expressions it depends on (``pending`` counts them; each dependency lists
-its ``waiters``). When ``pending`` drops to zero the frame goes on the ``ready`` queue.
-The main loop pops ready frames and *steps* them; it never recurses, so a chain of
-100,000 dependent calls or a recursion 10,000 deep is just a long queue, not a deep stack.
+Every expression being evaluated gets a *frame* (`frames`: plain records). A frame waits
+for the frames of the expressions it depends on (``pending`` counts them; each
+dependency lists its ``waiters``); when ``pending`` drops to zero it goes on the
+``ready`` queue. The main loop pops ready frames and hands each to the transition for
+its type and phase (`Evaluator.on_ready`); it never recurses, so a chain of 100,000
+dependent calls or a recursion 10,000 deep is a long queue, not a deep stack.
 
-A call frame moves through phases::
+Every transition is a method of `Evaluator`, named after the stimulus it handles, and
+only transitions change a frame's phase or state::
 
-    ARGS    its argument expressions are being evaluated
-    LOOKUP  call hash known; waiting for a batched cache lookup
-    RUN     submitted to an executor
-    RESULT  the task returned expressions; evaluating them (context = this call)
-    DONE / FAILED
+    stimulus                      transition               phase after
+    a frame is ready              begin_value/_apply/_catch/_call     NEW -> ARGS
+                                  value_ready, apply_operands_ready,  -> DONE (or RESULT)
+                                  catch_inner_done, result_ready
+                                  call_args_ready          ARGS -> LOOKUP | RUN | ALIAS
+                                  alias_ready              ALIAS -> DONE
+    cache lookups resolved        call_cached              LOOKUP -> DONE
+                                  call_must_run            LOOKUP -> (queued to run)
+                                  call_reduced             LOOKUP -> RESULT
+    an executor finished a job    job_outcome              RUN -> DONE | RESULT | FAILED
+                                                           (or queued again: a retry)
+    a dependency failed           fail / catch_failure     -> FAILED (or a catch's RESULT)
 
-Cache lookups are batched: every frame that reaches LOOKUP during one pass over the ready
-queue is looked up in one query. A cached call is reused only if every task below it
-still has the hash it had (its *validation set*) and every File it touched is unchanged;
-then its subtree is not walked at all, which is why a fully cached run costs
-O(distinct tasks + files), not O(calls).
+A job's end is written in one place, `job_ended`: the run's counters, the job record and
+the job event. Cache lookups are batched and read the store through a typed protocol
+(`lookups`); calls that must run go to the `dispatch.Dispatcher` (executors, running on
+this thread, limits, completions). What differs in a dry run (``explain``) is chosen once:
+the `RunPolicy` (`ExecutePolicy` here, `explain.DryRunPolicy`) and a `NullWriter`; so is
+cross-process dedup (`dedup`: `NO_DEDUP`, or a `StoreDedup` that leases calls before they
+run and waits for the calls other runs hold).
 
 Identical calls (same call hash) in flight are deduplicated: the later frame becomes an
-alias of the first. Failures propagate to waiters iteratively; a `catch` frame may stop
-them. Results and provenance are queued to the store writer; the scheduler thread does no
-pickling and no database writes.
+alias of the first (a ``merged`` event). Failures propagate to waiters iteratively; a
+`catch` frame may stop them. A run that can go no further with nothing running has a
+cycle (a call whose result depends on itself): `CycleError` names its calls. Results and
+provenance are queued to the store writer; the scheduler thread does no pickling and no
+database writes.
 
 Memory. Every frame lives until the run ends (a later identical call, or the same
 expression object met again, must find it), so per-call bytes set how large a run fits:
@@ -31,87 +44,100 @@ a frame is kept on its expression rather than in a dict (`_frame_pointers`), fra
 empty placeholders instead of owning empty containers, a recorded call drops what only
 running and recording needed (`release_call_state`), small scalar results are not kept in
 `known`, and the scheduler waits for the store writer when its queue grows past
-`WRITER_BACKLOG` records, looking every `BACKLOG_CHECK_EVERY` finished jobs (a round of
-inline calls or a burst of completions can finish thousands between two dispatches).
+`WRITER_BACKLOG` records or lags `WRITER_LAG_SECONDS` behind (the crash bound), looking
+every `BACKLOG_CHECK_EVERY` finished jobs (a round of inline calls or a burst of
+completions can finish thousands between two dispatches).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import pickle
-import queue
+import os
 import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from . import explain
+from .awaiting import Awaiting
+from .dataflow import arg_producers
+from .dedup import NO_DEDUP, Dedup
+from .dispatch import Dispatcher
 from .errors import (
-    ExecutorError,
+    CycleError,
     HashingError,
     LazyflowError,
+    MissingFileError,
     RemoteTraceback,
     RunCancelled,
     TaskResultError,
 )
-from .events import Decision, JobEvent, Reason, RunSummary, TaskCounts
-from .executors.base import Executor, JobOutcome, JobSpec, run_call
+from .events import JobEvent, Reason, RunSummary, TaskCounts
+from .executors.base import Executor, JobOutcome
 from .expression import (
     ApplyExpression,
     CallExpression,
     CatchExpression,
     Expression,
+    collect,
     contains_expression,
     format_args,
 )
+from .expression import substitute as substitute_values
 from .files import iter_files
 from .frames import (
     ALIAS,
+    ARGS,
     DONE,
     FAILED,
     LOOKUP,
     NO_CHILDREN,
-    NO_DIGESTS,
     NO_ITEMS,
     NO_KWARGS,
     NO_WAITERS,
-    NOT_BEGUN,
     PENDING,
+    PHASES,
     RESULT,
-    RUN,
     ApplyFrame,
+    AwaitFrame,
     CallFrame,
     CatchFrame,
     Frame,
     ValueFrame,
-    collect,
+    release_call_state,
 )
-from .frames import substitute as substitute_values
-from .hashing import CHEAP_TO_HASH, UnhashableValue, hash_struct, value_digest
-from .recording import Recorder, changed_file, stale_task
+from .functional import catch_call
+from .hashing import CHEAP_TO_HASH, CallKeys, UnhashableValue, hash_struct, value_digest
+from .lookups import CacheLookups, StoreReader
+from .recording import NullWriter, Recorder, Writer
+from .records import JobRecord
+from .tagging import TagsExpression, tag_items
 from .task import Task
-
-if TYPE_CHECKING:
-    from .store.writer import StoreWriter  # the evaluator only calls writer.put()
+from .values import ATOMS
 
 log = logging.getLogger("lazyflow.evaluator")
 
-INLINE_SECONDS = 100e-6
-"""Calls of a task measured to take less than this run on the scheduler thread."""
 WRITER_BACKLOG = 200_000
 """Records the store writer may lag behind before the scheduler waits for it."""
+WRITER_LAG_SECONDS = 0.2
+"""How long a finished job's records may wait for the store before the scheduler waits
+for the writer: what a crash loses at most (docs/store.md), in a run that produces
+records faster than the store takes them."""
 GC_YOUNG_EVERY = 5_000
 """Calls between collections of the young generations while automatic GC is paused."""
 BACKLOG_CHECK_EVERY = 256
 """Jobs finished between two looks at the store writer's backlog: a round of inline calls,
 or a burst of completions from a pool, may finish thousands of calls, each queueing
 records, between two passes of the dispatch loop."""
-PROBE_CALLS = 4
-PROBE_WINDOW = 16
 
+# How a job ended (`Evaluator.job_ended`): (event kind, job record status).
+CACHED = ("cached", "cached")
+DONE_ = ("done", "done")
+FAILED_ = ("failed", "failed")
+CAUGHT = ("caught", "failed")  # it raised (its record says so); a catch handled it
+JobEnd = tuple[str, str]
 
 _frame_pointers = threading.Lock()
 """Held by the one evaluator that keeps frames on expressions (``Expression._lf_frame``).
@@ -125,8 +151,55 @@ read: every later run in the process uses the dict.
 """
 
 
+class RunPolicy(Protocol):
+    """What a run does where a real run and a dry run differ (chosen once per run)."""
+
+    def must_run(self, frame: CallFrame, reason: Reason, detail: str) -> None:
+        """`frame` is not reused (`reason`, `detail`): run it, or say it would run."""
+        ...
+
+    def reused(self, frame: CallFrame) -> None:
+        """`frame` is reused from the store."""
+        ...
+
+    def reduced(self, frame: CallFrame, detail: str) -> None:
+        """`frame`'s body does not run: its stored returned expression is evaluated
+        (`detail`: which task below it changed)."""
+        ...
+
+    def stalled(self, frames: Iterable[Frame]) -> bool:
+        """Nothing can progress and nothing runs: True to end the evaluation quietly."""
+        ...
+
+
+class ExecutePolicy:
+    """A real run: calls that are not reused are dispatched to run."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, listeners: list[Any], dedup: Dedup = NO_DEDUP
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.listeners = listeners
+        self.dedup = dedup
+
+    def must_run(self, frame: CallFrame, reason: Reason, detail: str) -> None:
+        if self.listeners:
+            self.dispatcher.reasons[frame] = reason  # for its queued / started event
+        if not self.dedup.hold(frame, reason):  # with dedup: after it is leased
+            self.dispatcher.put(frame)
+
+    def reused(self, frame: CallFrame) -> None:
+        pass
+
+    def reduced(self, frame: CallFrame, detail: str) -> None:
+        pass
+
+    def stalled(self, frames: Iterable[Frame]) -> bool:
+        return False
+
+
 class Evaluator:
-    """Evaluates one expression for one `Scheduler.run`."""
+    """Evaluates one expression for one `Scheduler.run` (or one dry run)."""
 
     def __init__(
         self,
@@ -134,60 +207,86 @@ class Evaluator:
         execution_id: str,
         executors: dict[str, Executor],
         default_executor: str,
-        store: Any,
-        writer: StoreWriter | None,
+        store: StoreReader,
+        writer: Writer | None,
         use_cache: bool,
-        listeners: list[Any],
+        listeners: list[Callable[[JobEvent], None]],
         limits: dict[str, int],
-        dry_run: bool = False,
+        policy: Callable[[Evaluator], RunPolicy] | None = None,
+        dedup: Callable[[Evaluator], Dedup] | None = None,
     ) -> None:
+        """`writer` None records nothing (`NullWriter`); `policy` makes the run's
+        `RunPolicy` (default: `ExecutePolicy`, a real run); `dedup` its cross-process
+        dedup (`dedup.StoreDedup`; default `NO_DEDUP`)."""
         self.execution_id = execution_id
-        # Dry run (explain): nothing executes; each call gets a Decision instead.
-        self.dry_run = dry_run
-        self.decisions: list[Decision] = []
-        self.miss_reasons: dict[int, tuple[str, str]] = {}
-        self.executors = executors
-        self.default_executor = default_executor
-        self.store = store
-        self.writer = writer
         self.use_cache = use_cache
         self.listeners = listeners
-        self.limit_capacity = limits
-        self.limit_used: dict[str, int] = {}
-        self.limit_waiting: deque[CallFrame] = deque()
         # Frames of the expressions being evaluated: on the expressions themselves
         # (see `_frame_pointers`; `frame_list` remembers them, to clear and list them),
         # or, when another run holds the pointers, in `frames` by id(expression).
         self.frames: dict[int, Frame] | None = {}
         self.frame_list: list[Frame] = []
-        self.calls: dict[str, CallFrame] = {}
-        self.known: dict[int, bytes] = {}
+        self.calls: dict[str, CallFrame] = {}  # call hash -> first frame (dedup)
+        self.known: dict[int, bytes] = {}  # id(value) -> digest, for results in hand
+        self.call_keys = CallKeys()
         self.ready: deque[Frame] = deque()
-        self.lookups: list[CallFrame] = []
-        self.to_submit: list[CallFrame] = []
-        # Task hashes with no call in the store at the start of this run: their calls
-        # skip the lookup (a cold run of a new task issues one query, not one per call).
-        self.task_has_calls: dict[str, bool] = {}
-        # task hash -> (calls measured, seconds spent): decides inline execution.
-        self.durations: dict[str, tuple[int, float]] = {}
-        self.probing: dict[str, int] = {}
-        self.deferred: dict[str, list[CallFrame]] = {}
-        self.completions: queue.SimpleQueue[tuple[CallFrame, Future[JobOutcome]] | None] = (
-            queue.SimpleQueue()
-        )
-        self.inflight = 0
-        # Job ids: the execution's random prefix plus a counter (unique, and no uuid4
-        # per job on the hot path).
-        self.job_prefix = execution_id[:16]
         self.job_counter = 0
         self.collected_at = 0
-        self.cancelled = False
-        self.stopping = False
+        self.ended = 0  # jobs ended (for the writer backlog checks)
         self.summary = RunSummary(execution_id=execution_id)
-        self.recorder = Recorder(execution_id, writer)
-        self.loaded_vsets: dict[str, tuple[frozenset[Any], frozenset[Any]]] = {}
-        self.valid_task_sets: dict[str, bool] = {}
+        self.writer: Writer = writer if writer is not None else NullWriter()
+        self.lookups = CacheLookups(store)
+        self.store = store
+        self.recorder = Recorder(execution_id, self.writer, self.lookups.unreadable)
+        self.dispatcher = Dispatcher(
+            executors=executors,
+            default_executor=default_executor,
+            limits=limits,
+            job_id=self.recorder.job_id,
+            keyed=use_cache,
+            outcome=self.job_outcome,
+            failed=self.dispatch_failed,
+            notify=self._notify if listeners else None,
+            awaited=self.call_awaits,
+        )
+        self.dedup: Dedup = dedup(self) if dedup is not None else NO_DEDUP
+        self.policy: RunPolicy = (
+            policy(self)
+            if policy is not None
+            else ExecutePolicy(self.dispatcher, listeners, self.dedup)
+        )
+        self.root: Frame | None = None
         self.root_call: CallFrame | None = None
+        # The transitions of a ready frame, by frame type and phase (see the module doc).
+        invalid = self._not_ready
+        self.on_ready: dict[type[Frame], tuple[Callable[[Any], None], ...]] = {
+            ValueFrame: (self.begin_value, self.value_ready, invalid, invalid, invalid, invalid),
+            AwaitFrame: (self.begin_value, self.await_ready, invalid, invalid, invalid, invalid),
+            ApplyFrame: (
+                self.begin_apply,
+                self.apply_operands_ready,
+                invalid,
+                invalid,
+                self.result_ready,
+                invalid,
+            ),
+            CatchFrame: (
+                self.begin_catch,
+                self.catch_inner_done,
+                invalid,
+                invalid,
+                self.result_ready,
+                invalid,
+            ),
+            CallFrame: (
+                self.begin_call,
+                self.call_args_ready,
+                invalid,
+                invalid,
+                self.call_result_ready,
+                self.alias_ready,
+            ),
+        }
 
     # -- public ------------------------------------------------------------------------
     def evaluate(self, expr: Any) -> Any:
@@ -212,56 +311,67 @@ class Evaluator:
             if was_enabled:
                 gc.enable()
 
+    def keep_arrived(self) -> None:
+        """The run was interrupted (Ctrl-C, SIGTERM unwinding it from wherever it was):
+        record the jobs whose outcomes had arrived, best effort, before it ends."""
+        try:
+            self.dispatcher.keep_arrived()
+        except Exception as exc:  # the state machine was cut mid-step: keep what we have
+            log.debug("lazyflow: outcomes of an interrupted run not recorded: %s", exc)
+
+    def cancel(self) -> None:
+        """Stop the run (thread-safe): `evaluate` raises `RunCancelled`."""
+        self.dispatcher.cancel()
+
+    def all_frames(self) -> Iterable[Frame]:
+        return self.frame_list if self.frames is None else self.frames.values()
+
     def _evaluate(self, expr: Any) -> Any:
-        root = self.frame_for_value(expr, None)
+        root = self.root = self.frame_for_value(expr, None)
         if isinstance(root, CallFrame):
             self.root_call = root
+        ready, on_ready = self.ready, self.on_ready
+        lookups, dispatcher, dedup = self.lookups, self.dispatcher, self.dedup
         while root.state == PENDING:
-            if self.cancelled:
+            if dispatcher.cancelled:
+                self.keep_arrived()  # finished jobs are recorded, not dropped
                 raise RunCancelled(f"execution {self.execution_id} was cancelled")
-            while self.ready:
-                frame = self.ready.popleft()
-                if frame.state != PENDING:
-                    continue
-                if frame.pending == NOT_BEGUN:
-                    frame.pending = 0
-                    frame.begin(self)
-                else:
-                    frame.step(self)
-                if root.state != PENDING:
-                    break
+            while ready:
+                frame = ready.popleft()
+                if frame.state == PENDING:
+                    on_ready[type(frame)][frame.phase](frame)
+                    if root.state != PENDING:
+                        break
             if root.state != PENDING:
                 break
-            if self.lookups:
-                self.resolve_lookups()
+            if lookups.waiting:
+                lookups.resolve(self.call_cached, self.call_must_run, self.call_reduced)
                 continue
+            if dedup.pending or dedup.ended:
+                dedup.settle()  # release ended jobs' leases, lease the calls to run
+                if lookups.waiting:  # calls other runs stored meanwhile
+                    continue
             if self.job_counter - self.collected_at >= GC_YOUNG_EVERY:
                 gc.collect(1)
                 self.collected_at = self.job_counter
-            if self.to_submit:
+            if dispatcher.queue and not dispatcher.full:
                 self.wait_for_writer()
-                self.dispatch()
+                dispatcher.dispatch()
                 continue
-            if self.dry_run:
-                frames = self.frame_list if self.frames is None else self.frames.values()
-                self.decisions += explain.blocked(frames)
-                return None
-            if self.inflight == 0:
-                raise LazyflowError(
-                    "internal error: evaluation stalled with no job running. Please report "
-                    f"this with the workflow; root expression: {expr!r:.200}"
-                )
-            self.wait_for_jobs()
+            if dedup.waiting:  # calls other runs compute: poll for them, run ours
+                dedup.wait()
+                continue
+            if dispatcher.inflight == 0:
+                if self.policy.stalled(self.all_frames()):
+                    return None
+                raise self._stall_error(expr)
+            dispatcher.wait()
         if root.state == FAILED:
-            self.drain()
+            dispatcher.drain()
             error = root.error
             assert error is not None
             raise error
         return root.value
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self.completions.put(None)
 
     # -- frames ------------------------------------------------------------------------
     def frame_for(self, expr: Expression, context: CallFrame | None) -> Frame:
@@ -310,7 +420,8 @@ class Evaluator:
         return frame
 
     def wait_for_value(self, frame: Frame, value: Any) -> None:
-        """Make `frame` wait for every expression inside `value`."""
+        """`frame` (phase ARGS) waits for every expression inside `value`."""
+        frame.phase = ARGS
         deps: list[Expression] = []
         collect(value, deps)
         context = frame.context
@@ -330,18 +441,8 @@ class Evaluator:
         if frame.pending == 0:
             self.ready.append(frame)
 
-    def continue_with(self, frame: ApplyFrame | CatchFrame, result: Any) -> None:
-        """Finish `frame` with `result`, evaluating it first if it holds expressions."""
-        if not contains_expression(result):
-            self.finish(frame, result)
-            return
-        if isinstance(frame, ApplyFrame):
-            frame.phase = RESULT
-        sub = self.frame_for_value(result, frame.context)
-        frame.result = sub
-        self.wait_on(frame, sub)
-
     def wait_on(self, frame: Frame, dep: Frame) -> None:
+        """`frame` waits for the one frame `dep`."""
         if dep.state == DONE:
             self.ready.append(frame)
         elif dep.state == FAILED:
@@ -354,11 +455,23 @@ class Evaluator:
             dep.waiters.append(frame)
             frame.pending += 1
 
+    def continue_with(self, frame: ApplyFrame | CatchFrame, result: Any) -> None:
+        """Finish `frame` with `result`, evaluating it first (phase RESULT) if it holds
+        expressions."""
+        if not contains_expression(result):
+            self.finish(frame, result)
+            return
+        frame.phase = RESULT
+        sub = self.frame_for_value(result, frame.context)
+        frame.result = sub
+        self.wait_on(frame, sub)
+
     def substitute(self, value: Any) -> Any:
         """`value` with every expression replaced by its computed value."""
         return substitute_values(value, self.frames)
 
     def finish(self, frame: Frame, value: Any) -> None:
+        """`frame` is DONE with `value`: wake what waits for it."""
         frame.value = value
         frame.state = DONE
         for waiter in frame.waiters:
@@ -367,8 +480,18 @@ class Evaluator:
                 self.ready.append(waiter)
         frame.waiters = NO_WAITERS  # a finished frame never gets new waiters
 
-    def fail(self, frame: Frame, exc: BaseException) -> None:
-        """Fail `frame` and, iteratively, everything waiting on it (unless caught)."""
+    def fail(self, frame: Frame, exc: BaseException, job: CallFrame | None = None) -> None:
+        """Fail `frame` and, iteratively, everything waiting on it (unless a catch takes
+        it). `job`: the call whose job raised `exc`, if it was one.
+
+        Jobs end here: the job that raised, and every call whose own job had returned
+        but a call in its result fails with it (``a call it made failed``). They end
+        *caught* if the failure did not reach the root (a catch handled it), else failed.
+        """
+        # (job, error text, exception, whether the job itself raised it: traceback kept)
+        ended: list[tuple[CallFrame, str, BaseException, bool]] = []
+        if job is not None:
+            ended.append((job, f"{type(exc).__name__}: {exc}", exc, True))
         stack: list[tuple[Frame, BaseException]] = [(frame, exc)]
         while stack:
             f, err = stack.pop()
@@ -376,379 +499,309 @@ class Evaluator:
                 continue
             f.state = FAILED
             f.value = err  # read back as f.error
-            if isinstance(f, CallFrame) and f.phase == RESULT:
-                # Its own job ran, but a call in its result failed: record it as failed
-                # too, so the execution's call tree has its root.
-                self._record_failed_parent(f, err)
+            if type(f) is AwaitFrame:  # the awaiting coroutine gets the exception
+                f.awaiting.reject(err)
+            if type(f) is CallFrame and f.phase == RESULT:
+                ended.append((f, f"a call it made failed: {type(err).__name__}: {err}", err, False))
             for waiter in f.waiters:
-                if isinstance(waiter, CatchFrame) and waiter.handle(self, err):
+                if type(waiter) is CatchFrame and self.catch_failure(waiter, err):
                     continue
                 stack.append((waiter, err))
             f.waiters = NO_WAITERS
+        if ended:
+            root = self.root
+            how = FAILED_ if root is None or root.state == FAILED else CAUGHT
+            now = time.time()
+            for f, error, err, raised in ended:
+                self.job_ended(f, how, now, error, err, raised)
 
-    def _record_failed_parent(self, frame: CallFrame, err: BaseException) -> None:
-        now = time.time()
-        self.summary.jobs += 1
-        self.summary.failed += 1
-        self._counts(frame.task).failed += 1
-        error = f"a call it made failed: {type(err).__name__}: {err}"
-        self.recorder.job(frame, "failed", frame.started, now, error)
-        if self.listeners:
-            self._emit("failed", frame, now - frame.started, error)
+    def _not_ready(self, frame: Frame) -> None:
+        raise LazyflowError(
+            f"internal error: a {type(frame).__name__} in phase {PHASES[frame.phase]} was "
+            "queued as ready. Please report this with the workflow."
+        )
 
-    # -- calls -------------------------------------------------------------------------
-    def prepare_call(self, frame: CallFrame) -> None:
-        """Arguments are known: hash the call, deduplicate, then look up or run."""
-        task = frame.task
+    # -- transitions: values, operations, catch ---------------------------------------
+    def begin_value(self, frame: ValueFrame) -> None:
+        self.wait_for_value(frame, frame.template)
+
+    def value_ready(self, frame: ValueFrame) -> None:
+        self.finish(frame, self.substitute(frame.template))
+
+    def call_awaits(self, aw: Awaiting) -> None:
+        """A coroutine of `aw.frame`'s job awaits an expression: evaluate it (its calls
+        are children of that call), then hand the value back (`await_ready`)."""
+        if aw.frame.state != PENDING or self.dispatcher.stopping:
+            aw.reject(RunCancelled(f"execution {self.execution_id} is ending"))
+            return
+        self.ready.append(AwaitFrame(aw.expr, aw.frame, aw))
+
+    def await_ready(self, frame: AwaitFrame) -> None:
+        value = self.substitute(frame.template)
+        self.finish(frame, value)
+        frame.awaiting.resolve(value)
+
+    def begin_apply(self, frame: ApplyFrame) -> None:
+        self.wait_for_value(frame, (frame.expr.args, frame.expr.kwargs))
+
+    def apply_operands_ready(self, frame: ApplyFrame) -> None:
         expr = frame.expr
         args = self.substitute(expr.args)
         kwargs = self.substitute(expr.kwargs)
+        try:
+            result = expr.fn(*args, **kwargs)
+        except Exception as exc:
+            exc.add_note(
+                f"lazyflow: raised by lazy operation {expr.label} {format_args(args, kwargs)}"
+            )
+            self.fail(frame, exc)
+            return
+        if type(expr) is TagsExpression:
+            try:
+                self.record_tags(frame, expr, *args)
+            except LazyflowError as exc:
+                self.fail(frame, exc)
+                return
+        self.continue_with(frame, result)
+
+    def record_tags(
+        self, frame: ApplyFrame, expr: TagsExpression, value: Any, tags: Any, jobs: Any, runs: Any
+    ) -> None:
+        """`apply_tags` evaluated: its tags go on the value, on the job of the call whose
+        body returned it (outside a task: the call `value` is) and on the execution."""
+        value_tags = tag_items(tags, "tags")
+        job_tags = tag_items(jobs, "job_tags")
+        job = frame.context
+        if job is None and expr.target_call is not None:
+            target = self.frame_for(expr.target_call, None)
+            job = target if isinstance(target, CallFrame) else None
+        if job_tags and job is None:
+            raise LazyflowError(
+                f"apply_tags(): job_tags {dict(job_tags)!r} have no job to go on: this "
+                "apply_tags is outside every task and its value is not a task call. Return "
+                "it from a task, or tag the call itself: apply_tags(my_task(x), job_tags=...)."
+            )
+        digest = None
+        if value_tags:
+            try:
+                digest = value_digest(value, self.known).hex()
+            except UnhashableValue as exc:
+                raise LazyflowError(
+                    f"apply_tags(): the value {value!r:.80} cannot be hashed ({exc.reason}), "
+                    "so tags cannot be attached to it; tag the job instead (job_tags=...)."
+                ) from None
+        self.recorder.tags(digest, job, value_tags, job_tags, tag_items(runs, "execution_tags"))
+
+    def result_ready(self, frame: ApplyFrame | CatchFrame) -> None:
+        """What an operation or a catch handler returned is evaluated."""
+        assert frame.result is not None
+        self.finish(frame, frame.result.value)
+
+    def begin_catch(self, frame: CatchFrame) -> None:
+        if frame.context is None:
+            call = catch_call(frame.expr)
+            if call is not None:
+                # A catch outside any task is evaluated as a call, cached like one inside
+                # a task (`functional.cached_catch`); its failures are that call's own.
+                frame.handled = True
+                frame.phase = RESULT
+                sub = frame.result = self.frame_for(call, None)
+                self.wait_on(frame, sub)
+                return
+        # A single dependency: once it fails, nothing else can wake this frame.
+        frame.phase = ARGS
+        inner = frame.inner = self.frame_for_value(frame.expr.expr, frame.context)
+        if inner.state == FAILED and self.catch_failure(frame, inner.value):
+            return  # it had failed already: the handler took it
+        self.wait_on(frame, inner)
+
+    def catch_inner_done(self, frame: CatchFrame) -> None:
+        assert frame.inner is not None
+        self.finish(frame, frame.inner.value)
+
+    def catch_failure(self, frame: CatchFrame, exc: BaseException) -> bool:
+        """A failure reached a catch: True if its handler took it (the catch then
+        evaluates the handler's result), False to let it propagate."""
+        if frame.handled or frame.state != PENDING:
+            return False
+        handler = frame.expr.handler_for(exc)
+        if handler is None:
+            return False
+        frame.handled = True
+        frame.pending = 0
+        try:
+            result = handler(exc)
+        except Exception as err:
+            self.fail(frame, err)
+            return True
+        self.continue_with(frame, result)
+        return True
+
+    # -- transitions: calls ------------------------------------------------------------
+    def begin_call(self, frame: CallFrame) -> None:
+        expr = frame.expr
+        if not expr.kwargs and _atoms(expr.args):  # inc(i): nothing to wait for or walk
+            frame.phase = ARGS
+            self.call_known(frame, expr.args, NO_KWARGS, True)
+        else:
+            self.wait_for_value(frame, (expr.args, expr.kwargs))
+
+    def call_args_ready(self, frame: CallFrame) -> None:
+        """Arguments are known: hash the call, deduplicate, then look up or run."""
+        expr = frame.expr
+        self.call_known(frame, self.substitute(expr.args), self.substitute(expr.kwargs), False)
+
+    def call_known(
+        self, frame: CallFrame, args: tuple[Any, ...], kwargs: dict[str, Any], atoms: bool
+    ) -> None:
+        """The call's argument values are `args`, `kwargs` (`atoms`: all of them plain
+        numbers, strings or bytes, which hold no File): hash, deduplicate, then look up
+        or run."""
+        task = frame.task
         frame.args, frame.kwargs = args, kwargs
         frame.phase = LOOKUP
         cache_task = task.options.cache
         try:
             bound = task.bind(args, kwargs)
             known = self.known
-            digests = [(name, value_digest(value, known, root=name)) for name, value in bound]
+            digests: list[tuple[str, bytes]] | None = [
+                (name, value_digest(value, known, root=name)) for name, value in bound
+            ]
         except UnhashableValue as exc:
             if cache_task:
-                self.fail(frame, self._hashing_error(task, args, kwargs, exc))
+                self.fail(frame, _hashing_error(task, args, kwargs, exc))
                 return
-            digests = []
+            digests = None  # cache=False: such a call is never merged with another
         except TypeError as exc:  # binding failed after substitution (e.g. **kwargs)
             self.fail(frame, exc)
             return
-        found = iter_files(args)
-        if kwargs:
-            found += iter_files(kwargs)
-        if found:
-            frame.arg_files = [(f.path, f.content_hash, f.current_hash()) for f in found]
-        # Kept until the call is recorded; a tuple is the smallest container.
-        frame.arg_digests = tuple(digests)
-        if cache_task:
-            call_hash = hash_struct("Call", task.hash, *[n.encode() + b"=" + d for n, d in digests])
-        else:
-            call_hash = hash_struct("Uncached", task.hash, uuid.uuid4().hex)
+        self._note_inputs(frame, bound, digests, atoms)
+        call_hash = _call_hash(task, digests, self.execution_id, self.call_keys)
         frame.call_hash = call_hash
         if self.listeners:
-            self._emit("pending", frame, None)
+            self._emit("pending", frame)
         first = self.calls.get(call_hash)
         if first is not None and first is not frame:
             frame.phase = ALIAS
             frame.result = first
+            if self.listeners:
+                self._emit("merged", frame)
             self.wait_on(frame, first)
             return
         self.calls[call_hash] = frame
-        if self.use_cache and cache_task and self.task_has_calls.get(task.hash, True):
-            self.lookups.append(frame)
+        if not self.use_cache:
+            self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off for this run")
+        elif not cache_task:
+            self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off on the task")
+        elif self.lookups.worth_asking(task):
+            self.lookups.waiting.append(frame)
         else:
-            self.submit(frame)
+            self.call_must_run(frame, Reason.NOT_CACHED, "no call of this task version is stored")
 
-    def _hashing_error(
-        self, task: Task, args: Any, kwargs: Any, exc: UnhashableValue
-    ) -> HashingError:
-        return HashingError(
-            f"task {task.name!r}: argument {exc.path} = {exc.value!r:.80} cannot be hashed "
-            f"({exc.reason}), so the call {task.short_name}({format_args(args, kwargs)}) "
-            "cannot be cached. Pass a plain value instead, teach lazyflow to hash the type "
-            "with lazyflow_core.register_hasher(Type, fn), or mark the task "
-            "@task(cache=False)."
-        )
+    def _note_inputs(
+        self,
+        frame: CallFrame,
+        bound: list[tuple[str, Any]],
+        digests: list[tuple[str, bytes]] | None,
+        atoms: bool,
+    ) -> None:
+        """What recording the call needs of its arguments: the files among them (those
+        of defaults too), their digests and which calls produced them (`dataflow`).
+        `atoms`: the arguments given are plain values (no File, no call among them)."""
+        args, kwargs = frame.args, frame.kwargs
+        found = NO_ITEMS if atoms else iter_files(args)
+        if kwargs:
+            found = found + iter_files(kwargs)
+        if len(bound) > len(args) + len(kwargs):  # defaults: their files are inputs too
+            found = found + iter_files(defaulted(bound, len(args), kwargs))
+        if found:
+            frame.arg_files = [(f.path, f.content_hash, f.current_hash()) for f in found]
+        # Kept until the call is recorded; a tuple is the smallest container.
+        frame.arg_digests = tuple(digests or ())
+        recorded = self.recorder.producers
+        # Given plain values, an argument can only have been passed on from the caller's.
+        if digests and (not atoms or (frame.context is not None and frame.context in recorded)):
+            producers = arg_producers(frame, digests, self.frames, recorded)
+            if producers is not None:
+                self.recorder.producers[frame] = producers
 
-    def adopt(self, frame: CallFrame, first: CallFrame) -> None:
+    def alias_ready(self, frame: CallFrame) -> None:
         """An alias takes the result of the identical call that ran first."""
+        first = frame.result
+        assert isinstance(first, CallFrame)
         frame.digest = first.digest
         frame.tasks, frame.files, frame.vset_hash = first.tasks, first.files, first.vset_hash
-        frame.call_hash = first.call_hash
         value = first.value
         release_call_state(frame)
         self.finish(frame, value)
 
-    def resolve_lookups(self) -> None:
-        frames, self.lookups = self.lookups, []
-        unknown = {f.task.hash for f in frames} - self.task_has_calls.keys()
-        if unknown:
-            found = self.store.tasks_with_calls(sorted(unknown))
-            for h in unknown:
-                self.task_has_calls[h] = h in found
-        hopeless = [f for f in frames if not self.task_has_calls[f.task.hash]]
-        if hopeless:
-            for f in hopeless:
-                self.submit(f)
-            frames = [f for f in frames if self.task_has_calls[f.task.hash]]
-            if not frames:
-                return
-        hits = self.store.lookup_calls([f.call_hash for f in frames])
-        if not hits:
-            for f in frames:
-                self.submit(f)
-            return
-        missing_vsets = [v for _, v in hits.values() if v not in self.loaded_vsets]
-        if missing_vsets:
-            for h, (tasks, files) in self.store.load_validation_sets(
-                sorted(set(missing_vsets))
-            ).items():
-                self.loaded_vsets[h] = (
-                    frozenset((n, th) for n, th in tasks),
-                    frozenset((p, bool(c), fh) for p, c, fh in files),
-                )
-        valid: list[tuple[CallFrame, str, str]] = []
-        for f in frames:
-            hit = hits.get(f.call_hash)
-            if hit is not None and self._valid(hit[1]):
-                valid.append((f, hit[0], hit[1]))
-            else:
-                if hit is not None and self.dry_run:
-                    self.miss_reasons[id(f)] = explain.invalid_reason(self.loaded_vsets.get(hit[1]))
-                self.submit(f)
-        if not valid:
-            return
-        datas = self.store.load_value_data(sorted({r for _, r, _ in valid}))
-        for f, result_hash, vset_hash in valid:
-            data = datas.get(result_hash)
-            try:
-                if data is None:
-                    raise LookupError("the stored value or its blob is missing")
-                value = pickle.loads(data)
-            except Exception as exc:
-                log.warning(
-                    "lazyflow: cached result of %s (value %s) cannot be loaded (%s: %s); "
-                    "re-running the call",
-                    f.task.name,
-                    result_hash[:12],
-                    type(exc).__name__,
-                    exc,
-                )
-                self.recorder.corrupt_values.add(result_hash)
-                self.miss_reasons[id(f)] = (Reason.VALUE_UNREADABLE, f"{type(exc).__name__}: {exc}")
-                self.submit(f)
-                continue
-            self.finish_cached(f, value, result_hash, vset_hash)
-
-    def _valid(self, vset_hash: str) -> bool:
-        """A cached call is reusable: no task below it changed and no file it touched."""
-        vset = self.loaded_vsets.get(vset_hash)
-        if vset is None:
-            return False
-        tasks, files = vset
-        ok = self.valid_task_sets.get(vset_hash)  # tasks don't change during a run
-        if ok is None:
-            ok = self.valid_task_sets[vset_hash] = stale_task(tasks) is None
-        return ok and (not files or changed_file(files) is None)
-
-    def finish_cached(self, frame: CallFrame, value: Any, result_hash: str, vset_hash: str) -> None:
-        frame.phase = RESULT
+    def call_cached(self, frame: CallFrame, value: Any, result_hash: str, vset_hash: str) -> None:
+        """The store has the call's result, and it is still valid: reuse it."""
         digest = bytes.fromhex(result_hash)
         frame.digest = digest
         if type(value) not in CHEAP_TO_HASH:
             self.known[id(value)] = digest
-        frame.tasks, frame.files = self.loaded_vsets[vset_hash]
+        frame.tasks, frame.files = self.lookups.vsets[vset_hash]
         frame.vset_hash = vset_hash
         self.recorder.stored_values.add(digest)
-        now = time.time()
-        s = self.summary
-        s.jobs += 1
-        s.cached += 1
-        self._counts(frame.task).cached += 1
-        self.recorder.job(frame, "cached", now, now)
-        if s.jobs % BACKLOG_CHECK_EVERY == 0:
-            self.wait_for_writer()
-        if self.listeners:
-            self._emit("cached", frame, 0.0)
-        if self.dry_run:
-            self.decisions.append(explain.decision(frame, "cached", Reason.CACHED))
+        self.recorder.producers.pop(frame, None)
+        self.policy.reused(frame)
+        self.job_ended(frame, CACHED, time.time())
         release_call_state(frame)
         self.finish(frame, value)
 
-    # -- running -----------------------------------------------------------------------
-    def executor_for(self, task: Task) -> Executor:
-        name = task.options.executor
-        if name == "default":
-            name = self.default_executor
-        executor = self.executors.get(name)
-        if executor is None:
-            raise ExecutorError(
-                f"task {task.name!r} asks for executor {name!r}, which this scheduler does "
-                f"not have (it has: {', '.join(sorted(self.executors))}). Pass it with "
-                f"Scheduler(executors={{{name!r}: ...}}) or change @task(executor=...)."
-            )
-        return executor
+    def call_must_run(self, frame: CallFrame, reason: Reason, detail: str) -> None:
+        """The call is not reused (`reason`): it runs (a real run), or would (dry run)."""
+        self.policy.must_run(frame, reason, detail)
 
-    def submit(self, frame: CallFrame) -> None:
-        """Queue `frame` to run; `dispatch` sends the queue to executors."""
-        if self.dry_run:
-            self.decisions.append(explain.diagnose(self, frame))
-        elif not self.stopping and frame.state == PENDING:
-            self.to_submit.append(frame)
+    def call_reduced(self, frame: CallFrame, expr: Any, detail: str) -> None:
+        """A task below the call changed, but not its code or arguments: the expression
+        its body returned last time is evaluated instead of running the body (phase
+        RESULT, as if the body had just returned it). Its job ends ``cached``: no body
+        ran, though the result is new and recorded."""
+        self.policy.reduced(frame, detail)
+        frame.phase = RESULT
+        frame.started = time.time()
+        sub = self.frame_for_value(expr, frame)
+        frame.result = sub
+        self.wait_on(frame, sub)
 
-    def dispatch(self) -> None:
-        """Send queued jobs to their executors, or run them right here.
-
-        A thread-executor job runs on the scheduler thread itself when handing it to a
-        pool thread would cost more than it can gain: when it is the only work there is
-        (a chain of dependent calls: no parallelism to gain), or when calls of its task
-        have been measured to finish in under `INLINE_SECONDS` (tiny tasks only contend
-        for the GIL in a pool; two thread hand-offs per call cost more than the call).
-        """
-        frames, self.to_submit = self.to_submit, []
-        lone = len(frames) == 1 and self.inflight == 0 and not self.ready and not self.lookups
-        for frame in frames:
-            if self.stopping or frame.state != PENDING:
-                continue
-            task = frame.task
-            try:
-                executor = self.executor_for(task)
-            except ExecutorError as exc:
-                self.fail(frame, exc)
-                continue
-            if getattr(executor, "inline", False) and not task.options.limits:
-                stats = self.durations.get(task.hash)
-                measured = stats is not None and stats[0] >= PROBE_CALLS
-                if lone or (measured and stats[1] < INLINE_SECONDS * stats[0]):  # type: ignore[index]
-                    self._run_inline(frame)
-                    continue
-                if not measured:
-                    # Until a few calls of this task have been timed, keep only a small
-                    # window in the pool; the rest wait here for the verdict.
-                    probing = self.probing.get(task.hash, 0)
-                    if probing >= PROBE_WINDOW:
-                        self.deferred.setdefault(task.hash, []).append(frame)
-                        continue
-                    self.probing[task.hash] = probing + 1
-            self._submit_now(frame, executor)
-        for executor in self.executors.values():
-            executor.flush()
-
-    def wait_for_writer(self) -> None:
-        """If the store writer is far behind, let it catch up: queued records hold memory."""
-        writer = self.writer
-        if writer is not None and writer.backlog > WRITER_BACKLOG:
-            writer.wait_below(WRITER_BACKLOG // 2)
-
-    def _run_inline(self, frame: CallFrame) -> None:
-        frame.phase = RUN
-        frame.attempts += 1
-        if frame.attempts == 1:
-            frame.started = time.time()
-            if self.listeners:
-                self._emit("started", frame, None)
-        self.handle_outcome(frame, run_call(frame.task, frame.args, frame.kwargs))
-
-    def _submit_now(self, frame: CallFrame, executor: Executor) -> None:
-        task = frame.task
-        limits = task.options.limits
-        if limits and not self._acquire(frame, limits):
-            return
-        frame.phase = RUN
-        frame.attempts += 1
-        if frame.attempts == 1:
-            frame.started = time.time()
-        spec = JobSpec(self.recorder.job_id(frame), task, frame.args, frame.kwargs, frame.attempts)
-        try:
-            future = executor.submit(spec)
-        except Exception as exc:
-            self._release(task)
-            self.fail(frame, exc)
-            return
-        self.inflight += 1
-        put = self.completions.put
-        future.add_done_callback(lambda fut, f=frame: put((f, fut)))  # type: ignore[misc]
-        if self.listeners and frame.attempts == 1:
-            self._emit("started", frame, None)
-
-    def _acquire(self, frame: CallFrame, limits: dict[str, int]) -> bool:
-        for name, amount in limits.items():
-            capacity = self.limit_capacity.get(name, 1)
-            if amount > capacity:
-                self.fail(
-                    frame,
-                    ExecutorError(
-                        f"task {frame.task.name!r} needs {amount} of limit {name!r} but the "
-                        f"scheduler allows {capacity}. Raise it with "
-                        f"Scheduler(limits={{{name!r}: {amount}}})."
-                    ),
-                )
-                return False
-            if self.limit_used.get(name, 0) + amount > capacity:
-                self.limit_waiting.append(frame)
-                return False
-        for name, amount in limits.items():
-            self.limit_used[name] = self.limit_used.get(name, 0) + amount
-        return True
-
-    def _release(self, task: Task) -> None:
-        limits = task.options.limits
-        if not limits:
-            return
-        for name, amount in limits.items():
-            self.limit_used[name] -= amount
-        waiting, self.limit_waiting = self.limit_waiting, deque()
-        for frame in waiting:
-            self.submit(frame)  # back through dispatch
-
-    def wait_for_jobs(self) -> None:
-        item = self.completions.get()
-        while True:
-            if item is None:
-                if self.cancelled:
-                    return
-            else:
-                self.inflight -= 1
-                self.handle_outcome(*item)
-            try:
-                item = self.completions.get_nowait()
-            except queue.Empty:
-                return
-
-    def drain(self) -> None:
-        """After a fatal failure: let running jobs finish and record them."""
-        self.stopping = True
-        self.limit_waiting.clear()
-        self.deferred.clear()
-        while self.inflight > 0 and not self.cancelled:
-            self.wait_for_jobs()
-
-    def handle_outcome(self, frame: CallFrame, result: Future[JobOutcome] | JobOutcome) -> None:
-        task = frame.task
-        self._release(task)
-        if isinstance(result, JobOutcome):
-            out = result
-        else:
-            try:
-                out = result.result()
-            except BaseException as exc:  # executor failure (e.g. a killed worker)
-                out = JobOutcome(error=exc, started=frame.started, finished=time.time())
-        if task.hash in self.probing:
-            self.probing[task.hash] -= 1
-            waiting = self.deferred.pop(task.hash, None)
-            if waiting:
-                self.to_submit.extend(waiting)
-        if out.finished:
-            stats = self.durations.get(task.hash)
-            spent = out.finished - out.started
-            self.durations[task.hash] = (
-                (1, spent) if stats is None else (stats[0] + 1, stats[1] + spent)
-            )
+    def job_outcome(self, frame: CallFrame, out: JobOutcome) -> None:
+        """A job ended on an executor (or here): it raised, returned expressions, or
+        returned its value."""
         if out.error is not None:
-            self._job_failed(frame, out)
-            return
-        if out.has_expressions:
-            if self.stopping:
+            self._job_raised(frame, out)
+        elif out.has_expressions:
+            if self.dispatcher.stopping:
                 return
+            if frame.task.options.cache:
+                self.recorder.reduction(frame, out.value)
             frame.phase = RESULT
             sub = self.frame_for_value(out.value, frame)
             frame.result = sub
             self.wait_on(frame, sub)
-            return
-        if out.data_error and self.writer is not None:
-            log.warning("lazyflow: result of %s is not cached: %s", task.name, out.data_error)
-        self.finish_call(frame, out.value, out.digest, out)
+        else:
+            if out.data_error:
+                log.warning(
+                    "lazyflow: result of %s is not cached: %s", frame.task.name, out.data_error
+                )
+            self._call_returned(frame, out.value, out.digest, out)
 
-    def _job_failed(self, frame: CallFrame, out: JobOutcome) -> None:
+    def call_result_ready(self, frame: CallFrame) -> None:
+        """What the task returned is evaluated: that is the call's value."""
+        assert frame.result is not None
+        self._call_returned(frame, frame.result.value, None, None)
+
+    def dispatch_failed(self, frame: CallFrame, exc: BaseException) -> None:
+        """The call could not be started (no such executor, a limit it can never get, a
+        refused submission): its job fails, and is recorded as failed."""
+        self.fail(frame, exc, job=frame)
+
+    def _job_raised(self, frame: CallFrame, out: JobOutcome) -> None:
         task = frame.task
         exc = out.error
         assert exc is not None
-        if frame.attempts <= task.options.retries and not self.stopping:
+        if frame.attempts <= task.options.retries and not self.dispatcher.stopping:
             log.info(
                 "lazyflow: %s failed (%s: %s); retry %d of %d",
                 task.name,
@@ -758,11 +811,13 @@ class Evaluator:
                 task.options.retries,
             )
             if self.listeners:
-                self._emit("retry", frame, None, f"{type(exc).__name__}: {exc}")
-            self.submit(frame)
+                self._emit("retry", frame, error=f"{type(exc).__name__}: {exc}")
+            self.dispatcher.put(frame)
             return
         if out.remote_traceback and exc.__traceback__ is None and exc.__cause__ is None:
             exc.__cause__ = RemoteTraceback(out.remote_traceback)
+        if isinstance(exc, FileNotFoundError) and frame.arg_files:
+            exc = _missing_file_error(frame, exc)
         note = (
             f"lazyflow: raised in task {task.name} called as "
             f"{task.short_name}({format_args(frame.args, frame.kwargs)})"
@@ -770,19 +825,9 @@ class Evaluator:
         )
         if note not in getattr(exc, "__notes__", ()):
             exc.add_note(note)
-        now = time.time()
-        s = self.summary
-        s.jobs += 1
-        s.failed += 1
-        counts = self._counts(task)
-        counts.failed += 1
-        counts.seconds += now - frame.started
-        self.recorder.job(frame, "failed", frame.started, now, f"{type(exc).__name__}: {exc}")
-        if self.listeners:
-            self._emit("failed", frame, now - frame.started, f"{type(exc).__name__}: {exc}")
-        self.fail(frame, exc)
+        self.fail(frame, exc, job=frame)
 
-    def finish_call(
+    def _call_returned(
         self, frame: CallFrame, value: Any, digest: bytes | None, out: JobOutcome | None
     ) -> None:
         """An executed call has its final value: record it and wake its waiters."""
@@ -801,31 +846,82 @@ class Evaluator:
         frame.digest = digest
         if digest is not None and type(value) not in CHEAP_TO_HASH:
             self.known[id(value)] = digest
-        self.recorder.validation_set(frame, result_files)
-        s = self.summary
-        s.jobs += 1
-        s.executed += 1
-        counts = self._counts(task)
-        counts.executed += 1
-        counts.seconds += now - frame.started
-        if self.writer is not None:
-            self.recorder.record(frame, value, digest, out, result_files, now)
-            if s.jobs % BACKLOG_CHECK_EVERY == 0:
-                self.wait_for_writer()
-        if self.listeners:
-            self._emit("done", frame, now - frame.started)
+        recorder = self.recorder
+        recorder.validation_set(frame, result_files)
+        # attempts == 0: its body never ran, its stored expression was evaluated again
+        job = self.job_ended(frame, DONE_ if frame.attempts else CACHED, now)
+        if digest is not None and not (out is not None and out.data is None and out.data_error):
+            recorder.call(frame, job, value, digest, out, result_files, now)
         release_call_state(frame)
         self.finish(frame, value)
 
-    # -- reporting ---------------------------------------------------------------------
-    def _counts(self, task: Task) -> TaskCounts:
-        counts = self.summary.by_task.get(task.name)
+    # -- a job ended -------------------------------------------------------------------
+    def job_ended(
+        self,
+        frame: CallFrame,
+        how: JobEnd,
+        finished: float,
+        error: str | None = None,
+        exc: BaseException | None = None,
+        raised: bool = False,
+    ) -> JobRecord:
+        """The one place a job ends: the run's counters, the job's record, its event.
+
+        `how` is `CACHED`, `DONE_`, `FAILED_` or `CAUGHT` (it raised, a catch handled it:
+        recorded as failed, counted as executed and caught, not as failed).
+        """
+        s = self.summary
+        counts = s.by_task.get(frame.task.name)
         if counts is None:
-            counts = self.summary.by_task[task.name] = TaskCounts()
-        return counts
+            counts = s.by_task[frame.task.name] = TaskCounts()
+        if how is CACHED:
+            started = finished
+            s.cached += 1
+            counts.cached += 1
+        else:
+            started = frame.started
+            counts.seconds += finished - started
+            self.dedup.job_ended(frame)
+            if how is FAILED_:
+                s.failed += 1
+                counts.failed += 1
+            else:
+                s.executed += 1
+                counts.executed += 1
+                if how is CAUGHT:
+                    s.caught += 1
+        job = self.recorder.job(frame, how[1], started, finished, error, exc, raised)
+        self.ended += 1
+        if self.ended % BACKLOG_CHECK_EVERY == 0:
+            self.wait_for_writer()
+        if self.listeners:
+            reason = None
+            if how is CACHED:  # phase RESULT: its stored returned expression was reused
+                reason = Reason.EXPRESSION_REUSED if frame.phase == RESULT else Reason.CACHED
+            self._emit(how[0], frame, finished - started, error, reason, job.traceback)
+        return job
+
+    def wait_for_writer(self) -> None:
+        """If the store writer is far behind, let it catch up: queued records hold memory,
+        and a crash loses what is not stored yet."""
+        writer = self.writer
+        if writer.backlog > WRITER_BACKLOG:
+            writer.wait_below(WRITER_BACKLOG // 2)
+        if writer.lag > WRITER_LAG_SECONDS:
+            writer.wait_lag(WRITER_LAG_SECONDS / 2)
+
+    # -- events and errors -------------------------------------------------------------
+    def _notify(self, kind: str, frame: CallFrame, reason: Reason | None) -> None:
+        self._emit(kind, frame, reason=reason)
 
     def _emit(
-        self, kind: str, frame: CallFrame, seconds: float | None, error: str | None = None
+        self,
+        kind: str,
+        frame: CallFrame,
+        seconds: float | None = None,
+        error: str | None = None,
+        reason: Reason | None = None,
+        traceback: str | None = None,
     ) -> None:
         event = JobEvent(
             kind=kind,
@@ -836,6 +932,8 @@ class Evaluator:
             args_preview=f"{frame.task.short_name}({format_args(frame.args, frame.kwargs)})",
             seconds=seconds,
             error=error,
+            reason=reason,
+            traceback=traceback,
         )
         for listener in self.listeners:
             try:
@@ -843,18 +941,145 @@ class Evaluator:
             except Exception:
                 log.exception("lazyflow: job listener %r failed", listener)
 
+    def _stall_error(self, expr: Any) -> LazyflowError:
+        """Nothing is ready, looked up, queued or running, yet the root is pending: a
+        cycle of calls that wait for each other, or (if none is found) a bug."""
+        cycle = find_cycle(self.all_frames())
+        if cycle:
+            calls = " -> ".join(
+                f"{f.task.short_name}({format_args(f.args, f.kwargs)})" for f in cycle
+            )
+            return CycleError(
+                f"these calls wait for each other's results, so none can finish: {calls}. "
+                f"A call's result must not depend on the same call (task {cycle[0].task.name!r} "
+                "with the same arguments): change the arguments of the inner call, or "
+                "stop the recursion with cond(...)."
+            )
+        return LazyflowError(
+            "internal error: evaluation stalled with no job running. Please report "
+            f"this with the workflow; root expression: {expr!r:.200}"
+        )
 
-def release_call_state(frame: CallFrame) -> None:
-    """Drop what only running and recording a call needed, once it is recorded.
 
-    A run keeps every call frame until it ends (a later identical call reuses it), so
-    what stays must be what reuse needs: value, digest, call hash and validation set.
-    The job row already queued keeps the arguments it shows until it is written.
+def find_cycle(frames: Iterable[Frame]) -> list[CallFrame]:
+    """The calls of a cycle among pending frames (each waits, through frames that are
+    not calls, for the next; the last waits for the first), outermost first; [] if none.
+
+    A frame waits for each frame that lists it among its ``waiters``. Iterative depth
+    first search: a cycle may run through thousands of frames.
     """
-    frame.children = NO_CHILDREN
-    frame.arg_digests = NO_DIGESTS
-    frame.arg_files = NO_ITEMS
-    frame.args = ()
-    frame.kwargs = NO_KWARGS
-    frame.result = None
-    frame.started = 0.0
+    waits_for: dict[int, list[Frame]] = {}
+    pending = [f for f in frames if f.state == PENDING]
+    seen = {id(f) for f in pending}
+    todo = list(pending)  # and the frames only a waiters list knows (values' frames)
+    while todo:
+        f = todo.pop()
+        for w in f.waiters:
+            if w.state == PENDING:
+                waits_for.setdefault(id(w), []).append(f)
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    pending.append(w)
+                    todo.append(w)
+    color: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(pending, key=_order):
+        if id(start) in color:
+            continue
+        path: list[Frame] = [start]
+        color[id(start)] = 1
+        nexts = [iter(waits_for.get(id(start), ()))]
+        while path:
+            nxt = next(nexts[-1], None)
+            if nxt is None:
+                color[id(path.pop())] = 2
+                nexts.pop()
+                continue
+            state = color.get(id(nxt))
+            if state == 1:  # back to a frame on the path: that is the cycle
+                cycle = path[[id(f) for f in path].index(id(nxt)) :]
+                return [f for f in cycle if isinstance(f, CallFrame)]
+            if state is None:
+                color[id(nxt)] = 1
+                path.append(nxt)
+                nexts.append(iter(waits_for.get(id(nxt), ())))
+    return []
+
+
+def _order(frame: Frame) -> int:
+    """Calls in the order they were made (the outermost first), then other frames."""
+    return frame.job_no if isinstance(frame, CallFrame) else 1 << 62
+
+
+def _atoms(args: tuple[Any, ...]) -> bool:
+    """Whether every argument is a plain number, string or bytes (`values.ATOMS`)."""
+    return ATOMS.issuperset(map(type, args))
+
+
+def defaulted(bound: list[tuple[str, Any]], n_args: int, kwargs: Any) -> list[Any]:
+    """The values of `bound` that came from the task's defaults (not given)."""
+    return [v for i, (n, v) in enumerate(bound) if i >= n_args and n not in kwargs]
+
+
+def _call_hash(
+    task: Task, digests: list[tuple[str, bytes]] | None, execution_id: str, keys: CallKeys
+) -> str:
+    """A call's hash: its task's and its arguments' (`keys`: the run's `CallKeys`). A
+    ``cache=False`` call's hash is its run's own (identical ones in a run are merged,
+    never reused across runs); one whose arguments cannot be hashed (`digests` None) is
+    merged with nothing."""
+    if digests is None:
+        return hash_struct("Uncached", task.hash, uuid.uuid4().hex)
+    if task.options.cache:
+        return keys.call(task.hash, digests)
+    parts = [n.encode() + b"=" + d for n, d in digests]
+    return hash_struct("Uncached", task.hash, execution_id, *parts)
+
+
+def _hashing_error(task: Task, args: Any, kwargs: Any, exc: UnhashableValue) -> HashingError:
+    return HashingError(
+        f"task {task.name!r}: argument {exc.path} = {exc.value!r:.80} cannot be hashed "
+        f"({exc.reason}), so the call {task.short_name}({format_args(args, kwargs)}) "
+        "cannot be cached. Pass a plain value instead, teach lazyflow to hash the type "
+        "with lazyflow_core.register_hasher(Type, fn), or mark the task "
+        "@task(cache=False)."
+    )
+
+
+def _missing_file_error(frame: CallFrame, exc: FileNotFoundError) -> FileNotFoundError:
+    """`exc` as a `MissingFileError` naming the task and the argument, if the file the
+    task did not find is an argument that was absent when the call was made."""
+    if isinstance(exc, LazyflowError):
+        return exc
+    missing = str(exc.filename or "")
+    absent = [path for path, _content, file_hash in frame.arg_files if file_hash is None]
+    path = next((p for p in absent if _same_path(p, missing)), None)
+    if path is None:
+        return exc
+    task = frame.task
+    name = next(
+        (
+            n
+            for n, v in task.bind(frame.args, frame.kwargs)
+            for f in iter_files(v)
+            if f.path == path
+        ),
+        "?",
+    )
+    error = MissingFileError(
+        f"task {task.name!r}: argument {name} = {path!r} does not exist (it did not when "
+        f"{task.short_name}({format_args(frame.args, frame.kwargs)}) was called), and the "
+        "task reads it. Create the file before the run, or pass the result of the task "
+        "that writes it instead of a File of its path, so that call runs first."
+    )
+    error.filename = path
+    error.__cause__ = exc
+    return error
+
+
+def _same_path(path: str, missing: str) -> bool:
+    """Whether the path an OSError names is `path` (a local path, or a URL's path)."""
+    if not missing:
+        return False
+    if os.path.abspath(path.removeprefix("file://")) == os.path.abspath(missing):
+        return True
+    return path.split("://", 1)[-1].strip("/") == missing.split("://", 1)[-1].strip("/")

@@ -19,8 +19,17 @@ known yet, and silently treating them as true would be a bug in the user's workf
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
+
+from .awaiting import await_expression
+
+# previews live below every layer; re-exported for the modules that import them from here
+from .errors import LazyExpressionError
+from .preview import ellipsize as ellipsize
+from .preview import format_args as format_args
+from .preview import short_repr as short_repr
+from .values import Walk, is_instance_of
 
 if TYPE_CHECKING:
     from .frames import Frame
@@ -40,20 +49,20 @@ class Expression:
     _lf_frame: Frame | None
 
     def __bool__(self) -> bool:
-        raise TypeError(
+        raise LazyExpressionError(
             f"{self!r} is a lazy expression; its truth value is not known until it runs. "
             "Use lazyflow_core.cond(pred, then, otherwise) to branch on it, or do the test "
             "inside a task."
         )
 
     def __iter__(self) -> Any:
-        raise TypeError(
+        raise LazyExpressionError(
             f"{self!r} is a lazy expression and cannot be iterated before it runs. "
             "Use lazyflow_core.map_(task, expr) or iterate inside a task."
         )
 
     def __len__(self) -> int:
-        raise TypeError(f"len() of lazy expression {self!r}: compute it inside a task.")
+        raise LazyExpressionError(f"len() of lazy expression {self!r}: compute it inside a task.")
 
     # Identity semantics for dict/set membership inside the evaluator; == is lazy.
     __hash__ = object.__hash__
@@ -68,6 +77,11 @@ class Expression:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Expression:
         return ApplyExpression(_call, (self, args, kwargs), label="()")
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await expr`` inside an ``async def`` task: the scheduler evaluates it while
+        the coroutine waits (`awaiting`)."""
+        return await_expression(self)
 
 
 def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -146,6 +160,24 @@ class CallExpression(Expression):
     def __repr__(self) -> str:
         return f"<call {self.task.short_name}({format_args(self.args, self.kwargs)})>"
 
+    def __iter__(self) -> Any:
+        """``a, b = pair(x)``: a task with ``nout`` unpacks into lazy items ``expr[i]``."""
+        nout = self.task.options.nout
+        if nout is None:
+            raise LazyExpressionError(
+                f"{self!r} is a lazy expression and cannot be iterated before it runs. "
+                f"If {self.task.short_name} returns a fixed number of items, declare it "
+                "(@task(nout=2), or a return hint such as -> tuple[int, str]) to unpack "
+                "the call; else use lazyflow_core.map_(task, expr) or iterate inside a task."
+            )
+        return iter([self[i] for i in range(nout)])
+
+    def __len__(self) -> int:
+        nout = self.task.options.nout
+        if nout is None:
+            return super().__len__()
+        return nout
+
 
 class ApplyExpression(Expression):
     """``fn(*args, **kwargs)`` run on the scheduler thread once the arguments are known."""
@@ -205,40 +237,6 @@ class Quote:
 
     def __init__(self, value: Any) -> None:
         self.value = value
-
-
-def ellipsize(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, ending in "..." when cut."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def short_repr(value: Any, limit: int = 40) -> str:
-    """A one-line repr cut to `limit` characters (for logs and tracebacks)."""
-    cls = type(value)
-    if cls is int or cls is float or cls is bool or value is None:  # most arguments
-        text = repr(value)
-        return ellipsize(text, limit)
-    path = getattr(value, "path", None)
-    if isinstance(path, str) and type(value).__name__ in ("File", "Dir"):
-        # Keep the end of a path: that is the part that tells files apart.
-        room = max(8, limit - len(type(value).__name__) - 4)
-        shown = path if len(path) <= room else "..." + path[-(room - 3) :]
-        return f"{type(value).__name__}({shown!r})"
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    if len(text) > limit:
-        text = text[: limit * 2]
-    if "\n" in text or "\t" in text or "  " in text:
-        text = " ".join(text.split())
-    return ellipsize(text, limit)
-
-
-def format_args(args: Iterable[Any], kwargs: dict[str, Any], limit: int = 40) -> str:
-    parts = [short_repr(a, limit) for a in args]
-    parts += [f"{k}={short_repr(v, limit)}" for k, v in kwargs.items()]
-    return ", ".join(parts)
 
 
 # -- control forms ------------------------------------------------------------------
@@ -318,25 +316,40 @@ def catch(expr: Any, *handlers: Any) -> Expression:
     return CatchExpression(expr, tuple(pairs))
 
 
-def contains_expression(value: Any, _depth: int = 0) -> bool:
-    """True if `value` is or holds an Expression (in containers/dataclasses)."""
-    if isinstance(value, Expression):
-        return True
-    cls = type(value)
-    if cls in _ATOMS or _depth > 200:
-        return False
-    if cls is list or cls is tuple or cls is set or cls is frozenset or isinstance(value, tuple):
-        return any(contains_expression(v, _depth + 1) for v in value)
-    if cls is dict or isinstance(value, dict):
-        return any(contains_expression(v, _depth + 1) for v in value.values()) or any(
-            isinstance(k, Expression) for k in value
-        )
-    if hasattr(cls, "__dataclass_fields__"):
-        return any(
-            contains_expression(getattr(value, f, None), _depth + 1)
-            for f in cls.__dataclass_fields__
-        )
-    return False
+# -- finding and replacing expressions inside values (the walker of `values`) ---------
+
+_EXPRESSIONS = Walk(is_instance_of(Expression))
+_SUBSTITUTED = Walk(is_instance_of(Expression, Quote))  # a Quote is unwrapped, not walked
 
 
-_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
+def contains_expression(value: Any) -> bool:
+    """True if `value` is or holds an Expression (in containers, see `values`)."""
+    return _EXPRESSIONS.contains(value)
+
+
+def collect(value: Any, out: list[Expression]) -> None:
+    """Append every Expression inside `value` to `out`, in order (see `values`)."""
+    _EXPRESSIONS.find(value, out)
+
+
+def _value_on_expression(item: Any) -> Any:
+    if type(item) is Quote:
+        return item.value
+    return item._lf_frame.value
+
+
+def substitute(value: Any, frames: dict[int, Any] | None) -> Any:
+    """`value` with every expression replaced by its frame's value, and quotes unwrapped.
+
+    `frames` maps ``id(expression)`` to its frame; None means the evaluator keeps each
+    frame on its expression instead (``Expression._lf_frame``, see `Evaluator`).
+    """
+    if frames is None:
+        return _SUBSTITUTED.replace(value, _value_on_expression)
+
+    def value_in_frames(item: Any) -> Any:
+        if type(item) is Quote:
+            return item.value
+        return frames[id(item)].value
+
+    return _SUBSTITUTED.replace(value, value_in_frames)

@@ -1,47 +1,160 @@
 """Recording: what the store learns about each call (jobs, calls, values, files).
 
-The `Recorder` turns a finished call into rows for the store writer and computes the
-call's *validation set*: the tasks and files its cached result depends on, so a later
-run can reuse the whole subtree after checking only those. It remembers, per run, what
-it already queued (task versions, values, validation sets) so nothing is written twice.
-Nothing here touches the database: rows go to the writer's queue.
+The `Recorder` turns a job that ended into records (`lazyflow_core.records`) for the
+store writer: one `JobRecord` per job (`job`), and for a call that returned a cacheable
+value the call, its arguments, children, files, task version and values (`call`). It
+computes a call's *validation set*: the tasks and files its cached result depends on,
+so a later run can reuse the whole subtree after checking only those. It remembers, per
+run, what it already queued (task versions, values, validation sets) so nothing is
+written twice. Nothing here touches the database: records go to the writer's queue,
+a `Writer`; a dry run records into a `NullWriter`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import logging
+import time
+import traceback
+from typing import Any, Protocol
 
+from .dataflow import Producers
 from .executors.base import JobOutcome
-from .expression import format_args
-from .files import File
-from .frames import DONE, EMPTY, CallFrame
-from .hashing import hash_struct
-from .task import get_task
+from .frames import DONE, EMPTY, FAILED, UNCACHED, CallFrame
+from .hashing import hash_struct, qualified_name
+from .records import (
+    ArgRecord,
+    CallFileRecord,
+    CallRecord,
+    ChildRecord,
+    ChildrenResetRecord,
+    EntityTagRecord,
+    JobRecord,
+    PendingValue,
+    Record,
+    ReductionRecord,
+    TagRecord,
+    TaskRecord,
+    ValidationSetRecord,
+)
+from .reductions import dumps_expression
 
-if TYPE_CHECKING:
-    from .store.writer import StoreWriter  # only put() and put_value() are used
+log = logging.getLogger("lazyflow.evaluator")
+
+
+class Writer(Protocol):
+    """Where records go (`lazyflow_core.store.writer.StoreWriter` implements it)."""
+
+    def put(self, record: Record | PendingValue) -> None:
+        """Queue one record (cheap: called on the scheduler thread for every record)."""
+        ...
+
+    @property
+    def backlog(self) -> int:
+        """Records queued and not written yet."""
+        ...
+
+    def wait_below(self, records: int) -> None:
+        """Block until fewer than `records` are queued (backpressure for huge runs)."""
+        ...
+
+    @property
+    def lag(self) -> float:
+        """Seconds the oldest record not yet safe in the store has waited at most."""
+        ...
+
+    def wait_lag(self, seconds: float) -> None:
+        """Block until `lag` is under `seconds` (the crash bound of a busy run)."""
+        ...
+
+
+class NullWriter:
+    """A writer that keeps nothing: a dry run (``explain``) records no history."""
+
+    backlog = 0
+    lag = 0.0
+
+    def put(self, record: Record | PendingValue) -> None:
+        pass
+
+    def wait_below(self, records: int) -> None:
+        pass
+
+    def wait_lag(self, seconds: float) -> None:
+        pass
 
 
 class Recorder:
-    """Queues one execution's records; `writer` None (a dry run) records nothing."""
+    """Queues one execution's records to `writer`."""
 
-    def __init__(self, execution_id: str, writer: StoreWriter | None) -> None:
+    def __init__(self, execution_id: str, writer: Writer, unreadable: set[str]) -> None:
         self.execution_id = execution_id
         self.writer = writer
         # Digests (the bytes objects frames already hold) of values known to be stored.
         self.stored_values: set[bytes] = set()
-        self.corrupt_values: set[str] = set()
+        # Result hashes whose stored value could not be read (`lookups`): written again.
+        self.corrupt_values = unreadable
         self.recorded_tasks: set[str] = set()
         self.vsets: dict[tuple[frozenset[Any], frozenset[Any]], str] = {}
         self.own_tasks: dict[str, frozenset[tuple[str, str]]] = {}
+        # Producers of the arguments of calls not recorded yet (`dataflow`): only calls
+        # that have an argument some call produced are here.
+        self.producers: dict[CallFrame, Producers] = {}
+        self._prefix = execution_id[:16]
+        # The parent of the last job recorded and its id: siblings come in runs (a
+        # fan-out's hundred thousand calls share one parent), so its id is formatted once.
+        self._parent: CallFrame | None = None
+        self._parent_id: str | None = None
 
     def job_id(self, frame: CallFrame) -> str:
         """A job's id: the execution's random prefix and the frame's counter.
 
         Built on demand: keeping a million id strings alive costs more than making them.
         """
-        return f"{self.execution_id[:16]}{frame.job_no:016x}"
+        return f"{self._prefix}{frame.job_no:016x}"
+
+    def job_record(
+        self,
+        frame: CallFrame,
+        status: str,
+        started: float,
+        finished: float,
+        error: str | None = None,
+        exc: BaseException | None = None,
+        raised: bool = False,
+    ) -> JobRecord:
+        """The job's record: its own result hash and task version (history: a later run
+        of the same call rewrites the call's row, never this), and for a failed job the
+        exception's type and, if the job itself `raised` it, its traceback."""
+        parent = frame.context
+        if parent is not self._parent:
+            self._parent = parent
+            self._parent_id = None if parent is None else f"{self._prefix}{parent.job_no:016x}"
+        task = frame.task
+        digest = frame.digest
+        error_type = tb = None
+        if exc is not None:
+            error_type = qualified_name(type(exc))
+            if raised:
+                tb = "".join(traceback.format_exception(exc))
+        return JobRecord(
+            f"{self._prefix}{frame.job_no:016x}",
+            self.execution_id,
+            frame.call_hash,
+            task.name,
+            self._parent_id,
+            status,
+            status == "cached",
+            started,
+            finished,
+            frame.attempts,
+            (task.short_name, frame.args, frame.kwargs),  # formatted by the writer thread
+            error,
+            digest.hex() if digest is not None and exc is None else None,
+            task.hash,
+            error_type,
+            tb,
+        )
 
     def job(
         self,
@@ -50,25 +163,82 @@ class Recorder:
         started: float,
         finished: float,
         error: str | None = None,
+        exc: BaseException | None = None,
+        raised: bool = False,
+    ) -> JobRecord:
+        """Queue the job's one record (status "done", "cached" or "failed"); a job that
+        raised also records its task version, so its page shows the code that failed."""
+        job = self.job_record(frame, status, started, finished, error, exc, raised)
+        self.writer.put(job)
+        tags = frame.task.options.tags
+        if tags:  # @task(tags=...): on every job of the task, reused ones too
+            for key, text in tags:
+                self.writer.put(
+                    EntityTagRecord("job", job.id, key, self.execution_id, text, finished)
+                )
+        if raised and frame.task.hash not in self.recorded_tasks:
+            self.task_version(frame, finished)
+        return job
+
+    def tags(
+        self,
+        value_hash: str | None,
+        job: CallFrame | None,
+        value_tags: list[tuple[str, str]],
+        job_tags: list[tuple[str, str]],
+        execution_tags: list[tuple[str, str]],
     ) -> None:
-        if self.writer is not None:
-            self.writer.put(
-                "job", job_row(self.execution_id, frame, status, started, finished, error)
+        """Queue the tags `apply_tags` set on a value, a job and this execution."""
+        eid, now, put = self.execution_id, time.time(), self.writer.put
+        if value_hash is not None:
+            for key, text in value_tags:
+                put(EntityTagRecord("value", value_hash, key, eid, text, now))
+        if job is not None:
+            job_id = self.job_id(job)
+            for key, text in job_tags:
+                put(EntityTagRecord("job", job_id, key, eid, text, now))
+        for key, text in execution_tags:
+            put(TagRecord(eid, key, text))
+
+    def task_version(self, frame: CallFrame, now: float) -> None:
+        """Queue the frame's task version (once per run: `recorded_tasks`)."""
+        task = frame.task
+        self.recorded_tasks.add(task.hash)
+        self.writer.put(
+            TaskRecord(
+                task.hash,
+                task.name,
+                task.module,
+                task.source,
+                now,
+                json.dumps(task.dependencies),
+                json.dumps(task.dependency_sources),
             )
+        )
+
+    def task_entry(self, frame: CallFrame) -> frozenset[tuple[str, str]]:
+        """The call's own entry in validation sets: its task's (name, hash), the hash
+        marked `UNCACHED` for a ``cache=False`` call (a result it is part of is never
+        reused whole)."""
+        task = frame.task
+        own = task.hash if task.options.cache else UNCACHED + task.hash
+        tasks = self.own_tasks.get(own)
+        if tasks is None:
+            tasks = self.own_tasks[own] = frozenset(((task.name, own),))
+        return tasks
 
     def validation_set(
         self, frame: CallFrame, result_files: list[tuple[str, bool, str | None]]
     ) -> None:
-        task = frame.task
-        tasks = self.own_tasks.get(task.hash)
-        if tasks is None:
-            tasks = self.own_tasks[task.hash] = frozenset(((task.name, task.hash),))
+        tasks = self.task_entry(frame)
         files: frozenset[tuple[str, bool, str | None]] = EMPTY
         own_files = frame.arg_files + result_files
         if own_files:
             files = frozenset(own_files)
         for child in frame.children:
             ct, cf = child.tasks, child.files
+            if child.state == FAILED:  # a caught failure: its result depends on that code
+                ct = ct | self.task_entry(child)
             if ct is not tasks and not ct <= tasks:
                 tasks = tasks | ct
             if cf and cf is not files and not cf <= files:
@@ -83,121 +253,84 @@ class Recorder:
                 *sorted(f"f:{p}:{int(c)}={h}" for p, c, h in files),
             )
             self.vsets[key] = vhash
-            if self.writer is not None:
-                self.writer.put(
-                    "vset",
-                    (
-                        vhash,
-                        json.dumps(sorted([n, h] for n, h in tasks)),
-                        json.dumps(sorted([p, c, h] for p, c, h in files)),
-                    ),
+            self.writer.put(
+                ValidationSetRecord(
+                    vhash,
+                    json.dumps(sorted([n, h] for n, h in tasks)),
+                    # h is None for a file that was absent (it must still be, to reuse)
+                    json.dumps(sorted(([p, c, h] for p, c, h in files), key=_file_order)),
                 )
+            )
         frame.vset_hash = vhash
 
-    def record(
+    def reduction(self, frame: CallFrame, expr: Any) -> None:
+        """Queue the expression `frame`'s body returned (its first reduction): a later
+        run whose task below changed evaluates it again instead of running the body.
+
+        Pickled here with its tasks named, not copied (`reductions`); one that cannot be
+        pickled is not stored (that call's body simply runs again). Its value key is
+        derived from the call hash: one stored expression per call."""
+        call_hash = frame.call_hash
+        assert call_hash is not None
+        try:
+            data = dumps_expression(expr)
+        except Exception as exc:
+            log.debug("lazyflow: expression of %s not stored: %s", frame.task.name, exc)
+            return
+        value_hash = hash_struct("Reduction", call_hash)
+        self.writer.put(PendingValue(value_hash, expr, data))
+        self.writer.put(ReductionRecord(call_hash, value_hash, self.execution_id, time.time()))
+
+    def call(
         self,
         frame: CallFrame,
+        job: JobRecord,
         value: Any,
-        digest: bytes | None,
+        digest: bytes,
         out: JobOutcome | None,
         result_files: list[tuple[str, bool, str | None]],
         now: float,
     ) -> None:
-        writer = self.writer
-        assert writer is not None
+        """Queue the records of a call that returned a cacheable `value` in `job`."""
         task = frame.task
         eid = self.execution_id
-        job = job_row(eid, frame, "done", frame.started, now)
-        writer.put("job", job)
-        if digest is None or (out is not None and out.data is None and out.data_error):
-            return  # not cacheable: keep the job, skip the call
+        put = self.writer.put
         if task.hash not in self.recorded_tasks:
-            self.recorded_tasks.add(task.hash)
-            writer.put(
-                "task",
-                (
-                    task.hash,
-                    task.name,
-                    task.module,
-                    task.source,
-                    now,
-                    json.dumps(task.dependencies),
-                ),
-            )
-        result_hash = digest.hex()
+            self.task_version(frame, now)
+        result_hash = job.result_hash or digest.hex()
         replace = result_hash in self.corrupt_values
         if replace or digest not in self.stored_values:
             self.stored_values.add(digest)
             self.corrupt_values.discard(result_hash)
-            writer.put_value(result_hash, value, out.data if out is not None else None, replace)
+            put(PendingValue(result_hash, value, out.data if out is not None else None, replace))
         call_hash = frame.call_hash
         assert call_hash is not None and frame.vset_hash is not None
+        producers = self.producers.pop(frame, None)
         for position, (name, arg_digest) in enumerate(frame.arg_digests):
             arg_hash = arg_digest.hex()
-            writer.put("arg", (call_hash, position, name, arg_hash))
+            producer = producers[position] if producers is not None else None
+            put(ArgRecord(call_hash, position, name, arg_hash, producer))
             if arg_digest not in self.stored_values:
                 self.stored_values.add(arg_digest)
-                writer.put_value(arg_hash, bound_value(frame, position, name), None)
+                put(PendingValue(arg_hash, bound_value(frame, position, name), None))
         if frame.children:
-            writer.put("children_reset", (call_hash,))
+            put(ChildrenResetRecord(call_hash))
             for position, child in enumerate(frame.children):
                 if child.call_hash is not None and child.state == DONE:
-                    writer.put("child", (call_hash, position, child.call_hash))
+                    put(ChildRecord(call_hash, position, child.call_hash))
         for path, _content, file_hash in result_files:
-            writer.put("file", (call_hash, "output", path, file_hash, now))
+            put(CallFileRecord(call_hash, "output", path, file_hash, now))
         for path, _content, file_hash in frame.arg_files:
-            writer.put("file", (call_hash, "input", path, file_hash, now))
-        writer.put(
-            "call",
-            (
-                call_hash,
-                task.hash,
-                task.name,
-                result_hash,
-                frame.vset_hash,
-                eid,
-                job[0],  # the job's id
-                now,
-            ),
+            put(CallFileRecord(call_hash, "input", path, file_hash, now))
+        put(
+            CallRecord(
+                call_hash, task.hash, task.name, result_hash, frame.vset_hash, eid, job.id, now
+            )
         )
 
 
-class ArgsPreview:
-    """``task(args...)`` formatted only when written (by the writer thread)."""
-
-    __slots__ = ("args", "kwargs", "name")
-
-    def __init__(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        self.name, self.args, self.kwargs = name, args, kwargs
-
-    def __str__(self) -> str:
-        return f"{self.name}({format_args(self.args, self.kwargs)})"
-
-
-def job_row(
-    execution_id: str,
-    frame: CallFrame,
-    status: str,
-    started: float,
-    finished: float,
-    error: str | None = None,
-) -> tuple[Any, ...]:
-    prefix = execution_id[:16]
-    parent = f"{prefix}{frame.context.job_no:016x}" if frame.context is not None else None
-    return (
-        f"{prefix}{frame.job_no:016x}",
-        execution_id,
-        frame.call_hash,
-        frame.task.name,
-        parent,
-        status,
-        status == "cached",
-        started,
-        finished,
-        frame.attempts,
-        ArgsPreview(frame.task.short_name, frame.args, frame.kwargs),
-        error,
-    )
+def _file_order(entry: list[Any]) -> tuple[str, bool, str]:
+    return entry[0], entry[1], entry[2] or ""
 
 
 def bound_value(frame: CallFrame, position: int, name: str) -> Any:
@@ -207,22 +340,4 @@ def bound_value(frame: CallFrame, position: int, name: str) -> Any:
     for n, v in frame.task.bind(frame.args, frame.kwargs):
         if n == name:
             return v
-    return None
-
-
-def stale_task(tasks: frozenset[tuple[str, str]]) -> str | None:
-    """The first task of a validation set that changed or is no longer loaded, if any."""
-    for name, task_hash in sorted(tasks):
-        current = get_task(name)
-        if current is None or current.hash != task_hash:
-            return name
-    return None
-
-
-def changed_file(files: frozenset[tuple[str, bool, str | None]]) -> tuple[str, str | None] | None:
-    """The first file of a validation set whose hash is not the recorded one: (path, now)."""
-    for path, content, file_hash in sorted(files, key=lambda f: f[0]):
-        now = File(path, content_hash=content).current_hash()
-        if now != file_hash:
-            return path, now
     return None

@@ -2,6 +2,7 @@
 
 - `run_lazyflow` / `arun_lazyflow`: Prefect tasks that run a whole lazyflow workflow;
 - `lazyflow_flow`: a lazyflow task as a Prefect flow with the same parameters;
+- `explain_lazyflow`: a dry run (what would run and why) as a task result and artifact;
 - `LazyFlowStore`: a Prefect block holding the store URL as a secret.
 
 Each run logs its jobs to the Prefect run logger, publishes a summary and a job table as
@@ -11,6 +12,7 @@ Prefect imports it through the ``prefect.collections`` entry point to find the b
 """
 
 from lazyflow_prefect.blocks import LazyFlowStore
+from lazyflow_prefect.explain import explain_lazyflow
 from lazyflow_prefect.flows import lazyflow_flow
 from lazyflow_prefect.tasks import LazyflowPrefectTask, arun_lazyflow, run_lazyflow
 
@@ -18,6 +20,7 @@ __all__ = [
     "LazyFlowStore",
     "LazyflowPrefectTask",
     "arun_lazyflow",
+    "explain_lazyflow",
     "lazyflow_flow",
     "run_lazyflow",
 ]

@@ -30,6 +30,9 @@ class LazyFlowStore(Block):
     Attributes:
         url: SQLAlchemy URL of the store, e.g.
             ``postgresql+psycopg://user:password@host:5432/lazyflow``.
+        signing_key: optional key (or several, comma-separated, newest first) that
+            signs stored values and verifies them before they are unpickled; every user
+            of a shared store needs the same one (lazyflow's docs/store.md).
 
     Example:
         Save a store once, then use it from any flow:
@@ -62,9 +65,33 @@ class LazyFlowStore(Block):
         examples=["postgresql+psycopg://lazyflow:password@db:5432/lazyflow"],
     )
 
+    signing_key: SecretStr | None = Field(
+        default=None,
+        title="Signing key",
+        description=(
+            "Optional: signs every value lazyflow stores and verifies it before unpickling "
+            "(one key, or several comma-separated, newest first, to rotate). Everyone "
+            "sharing the store needs the same key."
+        ),
+    )
+
+    ui_url: str | None = Field(
+        default=None,
+        title="lazyflow ui URL",
+        description=(
+            "Optional: base URL of a `lazyflow ui` serving this store; run summaries then "
+            "link to the execution's page there (<ui_url>/executions/<id>)."
+        ),
+        examples=["http://lazyflow-ui.internal:8765"],
+    )
+
     def get_url(self) -> str:
         """The URL in clear text, for the scheduler. Do not log it."""
         return self.url.get_secret_value()
+
+    def get_signing_key(self) -> str | None:
+        """The signing key in clear text (None: the block has none). Do not log it."""
+        return self.signing_key.get_secret_value() if self.signing_key is not None else None
 
     def display_url(self) -> str:
         """The URL with its password masked, safe for logs and artifacts."""

@@ -1,21 +1,26 @@
 """What a lazyflow run looks like from Prefect: job lines, the summary and the job table.
 
 `JobCollector` is the scheduler listener. The scheduler calls it once per job transition
-(`started`, `cached`, `done`, `failed`, `retry`); it logs a line per job and folds the events
-into one row per job. `RunReport` is the finished run in plain data, built from the
+(see `lazyflow_core.events`: `pending`, `merged`, `cached`, `queued`, `started`, `retry`,
+`done`, `failed`, `caught`); it logs a line per finished job and folds the events into one
+row per job. `RunReport` is the finished run in plain data, built from the
 scheduler's `RunSummary` (or from the collected rows when the run failed before a summary
 existed). The render functions turn a report into the markdown summary, the table rows and
 the final state message. Nothing here talks to the Prefect API, so all of it is testable
 without a server; `lazyflow_prefect.tasks` publishes the results.
 
 A workflow can run 100,000 jobs, so both outputs are capped: the table keeps the first
-`MAX_TABLE_ROWS` jobs plus every failed job, and per-job log lines go to INFO for the first
-`MAX_JOB_LOG_LINES` jobs and to DEBUG after that (failures are always logged as errors).
+`MAX_TABLE_ROWS` jobs plus every failed job, and the lines of finished jobs (`done`,
+`cached`, `merged`, `caught`) go to INFO for the first `MAX_JOB_LOG_LINES` jobs and to
+DEBUG after that. Failures (ERROR) and retries (WARNING) are always logged and never count
+towards the cap; `pending`, `queued` and `started` only say a job is on its way (DEBUG),
+and kinds the engine adds later are logged at DEBUG rather than mistaken for a finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import threading
@@ -57,11 +62,30 @@ class JobRow:
 
 # How each event kind changes a row: (status, cached or None to keep).
 _TRANSITIONS: dict[str, tuple[str, bool | None]] = {
+    "pending": ("pending", None),
+    "queued": ("queued", None),
     "started": ("running", None),
+    "merged": ("merged", True),
     "cached": ("done", True),
     "done": ("done", False),
+    "caught": ("caught", False),
     "failed": ("failed", False),
     "retry": ("retrying", False),
+}
+# How each final kind counts in the run totals (merged calls are not jobs of their own:
+# they take an identical call's result, and the run summary does not count them).
+_FINAL = {
+    "cached": "cached",
+    "done": "executed",
+    "caught": "executed",
+    "failed": "failed",
+    "merged": "merged",
+}
+# Kinds whose line counts towards the INFO cap, and how each is worded.
+_FINISHED = {
+    "cached": "cached",
+    "merged": "merged with an identical call",
+    "caught": "failed, handled by catch",
 }
 
 
@@ -120,24 +144,27 @@ class JobCollector:
             row.seconds = float(event.seconds)
         if event.error:
             row.error = _shorten(str(event.error), _ERROR_PREVIEW)
-        if event.kind == "cached":
-            self._final[job_id] = "cached"
-        elif event.kind == "done":
-            self._final[job_id] = "executed"
-        elif event.kind == "failed":
-            self._final[job_id] = "failed"
+        final = _FINAL.get(event.kind)
+        if final is not None:
+            self._final[job_id] = final
 
     def _log(self, event: Any) -> None:
         kind = event.kind
         what = _call_label(event)
         if kind == "failed":
-            self.logger.error("job %s failed: %s", what, event.error or "unknown error")
-            return
-        if kind == "started":
-            self.logger.debug("job %s started", what)
+            tb = getattr(event, "traceback", None)  # of the job that raised, not its callers
+            self.logger.error(
+                "job %s failed: %s%s",
+                what,
+                event.error or "unknown error",
+                "\n" + str(tb).rstrip() if tb else "",
+            )
             return
         if kind == "retry":
             self.logger.warning("job %s will be retried: %s", what, event.error or "")
+            return
+        if kind != "done" and kind not in _FINISHED:
+            self.logger.debug("job %s %s", what, kind)  # pending, queued, started, ...
             return
         self._logged_jobs += 1
         level = logging.INFO if self._logged_jobs <= self.max_log_lines else logging.DEBUG
@@ -146,15 +173,15 @@ class JobCollector:
                 "more than %d jobs: further job lines are logged at DEBUG level",
                 self.max_log_lines,
             )
-        if kind == "cached":
-            self.logger.log(level, "job %s cached", what)
-        else:
+        if kind == "done":
             self.logger.log(level, "job %s done in %s", what, format_seconds(event.seconds))
+        else:
+            self.logger.log(level, "job %s %s", what, _FINISHED[kind])
 
     # -- results ------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        finals = list(self._final.values())
+        finals = [final for final in self._final.values() if final != "merged"]
         return {
             "jobs": len(finals),
             "cached": finals.count("cached"),
@@ -191,6 +218,15 @@ class RunReport:
     table_key: str | None = None
     rows_shown: int = 0
     prefect: dict[str, str] = field(default_factory=dict)
+    ui_base: str | None = None
+    inspect: str | None = None
+
+    @property
+    def ui_url(self) -> str | None:
+        """The execution's page in ``lazyflow ui``, when a UI URL is configured."""
+        if not self.ui_base or not self.execution_id:
+            return None
+        return f"{self.ui_base.rstrip('/')}/executions/{self.execution_id}"
 
     @classmethod
     def build(
@@ -204,6 +240,8 @@ class RunReport:
         db: str | None = None,
         table_key: str | None = None,
         prefect: Mapping[str, str] | None = None,
+        ui_base: str | None = None,
+        inspect: str | None = None,
     ) -> RunReport:
         """Combine the scheduler's `RunSummary` (None if the run never started) with the
         collector's view; the summary wins where both know a number."""
@@ -251,6 +289,8 @@ class RunReport:
             table_key=table_key,
             rows_shown=len(collector.rows()),
             prefect=dict(prefect or {}),
+            ui_base=ui_base,
+            inspect=inspect,
         )
 
     def state_message(self) -> str:
@@ -269,8 +309,12 @@ class RunReport:
         )
 
     def log_command(self) -> str | None:
+        """How to look at the execution, runnable as printed: `inspect` when the run
+        knows it (it never holds a password, masked or not), else from the shown URL."""
         if not self.execution_id:
             return None
+        if self.inspect:
+            return self.inspect
         command = f"lazyflow log {self.execution_id}"
         if self.db:
             command += f" --db '{self.db}'"
@@ -295,6 +339,8 @@ class RunReport:
             lines.append(f"| Store | `{self.db}` |")
         for label, value in self.prefect.items():
             lines.append(f"| {label} | `{value}` |")
+        if self.ui_url:
+            lines.append(f"| lazyflow ui | [{self.ui_url}]({self.ui_url}) |")
         if self.error:
             lines += ["", "## Error", "", "```", _shorten(self.error, 4_000), "```"]
         command = self.log_command()
@@ -314,7 +360,10 @@ class RunReport:
                 "",
                 "## By task",
                 "",
-                "| Task | Executed | Cached | Failed | Seconds |",
+                "Job seconds add up each task's jobs, which run in parallel: their sum may "
+                "exceed the run's duration above.",
+                "",
+                "| Task | Executed | Cached | Failed | Job seconds |",
                 "|---|---:|---:|---:|---:|",
             ]
             for name, tc in sorted(self.by_task.items()):
@@ -333,6 +382,116 @@ class RunReport:
             else:
                 lines.append(f"The table artifact `{self.table_key}` lists all {self.jobs:,} jobs.")
         return "\n".join(lines) + "\n"
+
+
+def decisions_markdown(
+    workflow: str, counts: Mapping[str, int], decisions: list[dict[str, Any]]
+) -> str:
+    """The dry-run artifact: counts, the calls that would run or are unknown (with why),
+    then the cached calls per task, and each code diff once."""
+    lines = [
+        f"# lazyflow dry run: `{workflow}`",
+        "",
+        f"**{counts.get('run', 0)}** calls would run, **{counts.get('cached', 0)}** cached, "
+        f"**{counts.get('unknown', 0)}** unknown (they need results only running gives). "
+        "Nothing ran.",
+    ]
+    if counts.get("predicted", 0):
+        lines += [
+            "",
+            "Below calls that would run, predicted from their previous run: "
+            f"**{counts.get('predicted_run', 0)}** would run again, "
+            f"**{counts.get('predicted_cached', 0)}** would be reused.",
+        ]
+    shown = [d for d in decisions if d["action"] != "cached"]
+    if shown:
+        lines += ["", "| Action | Call | Reason | Detail |", "|---|---|---|---|"]
+        for d in shown[:MAX_TABLE_ROWS]:
+            call = _shorten(str(d["call"]), 120).replace("|", "\\|")
+            detail = _shorten(str(d.get("detail") or ""), 200).replace("|", "\\|")
+            action = d["action"] + ("?" if d.get("predicted") else "")
+            lines.append(f"| {action} | `{call}` | {d['reason']} | {detail} |")
+        if len(shown) > MAX_TABLE_ROWS:
+            lines.append(f"\n... and {len(shown) - MAX_TABLE_ROWS:,} more calls")
+    for predicted, label in ((False, "Cached"), (True, "Cached (predicted)")):
+        cached: dict[str, int] = {}
+        for d in decisions:
+            if d["action"] == "cached" and bool(d.get("predicted")) == predicted:
+                cached[d["task_name"]] = cached.get(d["task_name"], 0) + 1
+        if cached:
+            names = ", ".join(f"{n} `{t}`" for t, n in sorted(cached.items()))
+            lines += ["", f"{label}: {names}"]
+    diffs = {(d["task_name"], d["diff"]) for d in shown if d.get("diff")}
+    for task_name, diff in sorted(diffs):
+        lines += ["", f"## Code of `{task_name}`", "", "```diff", diff, "```"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class ArtifactKeys:
+    """The keys of a run's summary and job table artifacts.
+
+    One workflow keeps one pair of keys, so the Artifacts page shows its history; the
+    runs of one ``run_lazyflow.map`` would overwrite each other there (the "latest"
+    summary of a map over seven days would show one day), so each mapped run's keys also
+    name its arguments: ``lazyflow-wf-main-2024-01-02-3f9a1c``.
+    """
+
+    summary: str
+    table: str
+    variant: str = ""
+
+    @property
+    def ui(self) -> str:
+        """The link artifact to the run's ``lazyflow ui`` page."""
+        return f"{self.summary}-ui"
+
+    @property
+    def explain(self) -> str:
+        """The dry run's artifact (`explain_lazyflow`)."""
+        return f"{self.summary}-explain"
+
+    @classmethod
+    def of(
+        cls, workflow_name: str, args: Any, kwargs: Mapping[str, Any], *, mapped: bool
+    ) -> ArtifactKeys:
+        variant = argument_slug(args, kwargs) if mapped else ""
+        return cls._build(workflow_name, variant)
+
+    @classmethod
+    def _build(cls, workflow_name: str, variant: str) -> ArtifactKeys:
+        base = artifact_key(workflow_name, variant)
+        return cls(summary=base, table=f"{base}-jobs", variant=variant)
+
+    def renamed(self, workflow_name: str) -> ArtifactKeys:
+        """The same keys for the workflow's full name (known once it is loaded)."""
+        return self._build(workflow_name, self.variant)
+
+
+def argument_slug(args: Any, kwargs: Mapping[str, Any]) -> str:
+    """A short key-safe name of some arguments: the start of their values, then a digest
+    of all of them (distinct arguments, distinct slugs)."""
+    text = call_preview(args, kwargs, limit=10_000)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:6]
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:30].strip("-")
+    return f"{words}-{digest}" if words else digest
+
+
+def call_preview(args: Any, kwargs: Mapping[str, Any], limit: int = 60) -> str:
+    """``3, 'a', day='2024-01-02'``, shortened to `limit` characters."""
+    parts = [_short_repr(v) for v in (args or ())]
+    parts += [f"{k}={_short_repr(v)}" for k, v in (kwargs or {}).items()]
+    return _shorten(", ".join(parts), limit)
+
+
+def _short_repr(value: Any) -> str:
+    name = getattr(value, "name", None)
+    if name is not None and hasattr(value, "func"):  # a lazyflow Task
+        return str(name)
+    try:
+        return _shorten(repr(value), 40)
+    except Exception:
+        return type(value).__name__
 
 
 def artifact_key(workflow_name: str, suffix: str = "") -> str:

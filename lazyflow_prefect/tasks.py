@@ -28,16 +28,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from prefect import Task
 from prefect.artifacts import (
+    acreate_link_artifact,
     acreate_markdown_artifact,
     acreate_table_artifact,
+    create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
@@ -49,8 +51,10 @@ from prefect.results import ResultRecord
 from prefect.states import Completed, State
 from typing_extensions import ParamSpec
 
+from lazyflow_prefect.assets import declare_output_assets
 from lazyflow_prefect.blocks import LazyFlowStore, is_block_reference, mask_url
-from lazyflow_prefect.report import JobCollector, RunReport, artifact_key
+from lazyflow_prefect.inner import InnerTaskRuns, inner_mode
+from lazyflow_prefect.report import ArtifactKeys, JobCollector, RunReport, call_preview
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
@@ -96,9 +100,63 @@ class LazyflowPrefectTask(Task[P, R]):
         return _unwrap(result)
 
     def with_options(self, **options: Any) -> LazyflowPrefectTask[P, R]:
-        new = super().with_options(**options)
+        new: Any = super().with_options(**options)
         new.__class__ = type(self)
-        return new  # type: ignore[return-value]
+        new.lazyflow_mapped = self.lazyflow_mapped
+        return new
+
+    # Set on the copy `map` submits: its runs publish artifacts under per-argument keys.
+    lazyflow_mapped = False
+
+    def map(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Any = None,
+        deferred: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Map every argument of the workflow (positional ones too) like Prefect maps a
+        task's parameters: one run per element, see `lazyflow_prefect.mapping`."""
+        from prefect.futures import PrefectFutureList
+        from prefect.utilities.callables import get_call_parameters
+
+        from lazyflow_prefect.mapping import expand
+
+        if "workflow" in kwargs:
+            args = (kwargs.pop("workflow"), *args)
+        calls, dependencies = expand(args, kwargs)
+        variant = self.with_options()
+        variant.lazyflow_mapped = True
+        if deferred:
+            futures = PrefectFutureList(  # type: ignore[abstract]
+                variant.apply_async(args=c.args, kwargs=c.kwargs, wait_for=wait_for) for c in calls
+            )
+        else:
+            task_runner = getattr(FlowRunContext.get(), "task_runner", None)
+            if task_runner is None:
+                from lazyflow_core.integration import IntegrationError
+
+                raise IntegrationError(
+                    "run_lazyflow.map: no flow run to map in; call it inside a @flow, or "
+                    "pass deferred=True to submit the runs for task workers."
+                )
+            futures = PrefectFutureList(  # type: ignore[abstract]
+                task_runner.submit(
+                    task=variant,
+                    parameters=get_call_parameters(variant.fn, c.args, c.kwargs),
+                    wait_for=wait_for,
+                    dependencies=dependencies,
+                )
+                for c in calls
+            )
+        if not return_state:
+            return futures
+        states = []
+        for future in futures:
+            future.wait()
+            states.append(future.state)
+        return states
 
 
 def _unwrap(result: Any) -> Any:
@@ -140,7 +198,10 @@ def _no_retry_for_permanent_errors(task: Task[..., Any], task_run: TaskRun, stat
 
 
 def _task_run_name(parameters: dict[str, Any]) -> str:
-    return f"lazyflow {workflow_label(parameters.get('workflow'))}"
+    """``lazyflow wf.main(3, day='2024-01-02')``: mapped runs tell themselves apart."""
+    label = workflow_label(parameters.get("workflow"))
+    preview = call_preview(parameters.get("args", ()), parameters.get("kwargs", {}))
+    return f"lazyflow {label}({preview})"
 
 
 def workflow_label(workflow: Any) -> str:
@@ -154,7 +215,9 @@ def workflow_label(workflow: Any) -> str:
 
 
 class WorkflowRun:
-    """Everything one `run_lazyflow` call needs, set up before the scheduler starts."""
+    """Everything one `run_lazyflow` call needs. The constructor cannot fail; loading the
+    workflow and resolving the store happen in `execute`, so a bad reference, bad
+    arguments or an unknown executor still end in a published summary."""
 
     def __init__(
         self,
@@ -165,42 +228,96 @@ class WorkflowRun:
         db: Any,
         executor: Any,
         tags: Mapping[str, Any] | None,
+        inner_task_runs: Any = False,
     ) -> None:
-        self.task = load_workflow(workflow)
-        self.name = str(getattr(self.task, "name", workflow_label(workflow)))
+        self.workflow = workflow
+        self.task: Any = None
+        self.name = workflow_label(workflow)
         self.args = args
         self.kwargs = kwargs
-        self.db, self.db_display = resolve_db(db)
+        self.db_argument = db
+        self.db: Any = None
+        self.db_display: str | None = None
+        self.signing_key: str | None = None
+        self.ui_base: str | None = None  # a `lazyflow ui` serving the store, if configured
         self.executor = executor
+        self.inner_task_runs = inner_task_runs
         self.logger = run_logger()
         self.collector = JobCollector(self.logger)
         self.prefect_ids = prefect_run_ids()
         self.tags = {**{str(k): str(v) for k, v in (tags or {}).items()}, **self.prefect_ids}
+        self.keys = ArtifactKeys.of(self.name, args, kwargs, mapped=_in_mapped_run())
         self.scheduler: Any = None
         self.started: float | None = None
+
+    def prepare(self) -> Any:
+        """Load the workflow, resolve store and executor (the project's lazyflow.toml
+        included), convert text arguments by the type hints; return the expression."""
+        from lazyflow_core.integration import coerce_arguments, scheduler_settings
+
+        self.started = time.perf_counter()
+        self.task = load_workflow(self.workflow)
+        self.name = str(getattr(self.task, "name", self.name))
+        self.keys = self.keys.renamed(self.name)
+        db, self.db_display, self.signing_key, block_ui = resolve_db(self.db_argument)
+        settings = scheduler_settings(db, self.executor)
+        self.db = settings.db
+        if db is None and self.db_display is None:
+            self.db_display = mask_url(str(settings.db))
+        self.executor = settings.executor
+        config_ui = settings.config.ui.url if settings.config is not None else None
+        self.ui_base = (block_ui or config_ui or "").strip() or None
+        self.args, self.kwargs = coerce_arguments(self.task, self.args, self.kwargs)
+        return self.task(*self.args, **self.kwargs)  # checks the arguments
 
     def execute(self) -> Any:
         """Build the scheduler and run the workflow; the caller publishes the report."""
         from lazyflow_core import Scheduler
 
+        expression = self.prepare()
         options: dict[str, Any] = {"db": self.db, "listeners": [self.collector]}
+        if self.signing_key is not None:
+            options["signing_key"] = self.signing_key
         if self.executor is not None:
             options["executor"] = self.executor
-        self.started = time.perf_counter()
         self.logger.info(
             "lazyflow %s: starting (store %s)", self.name, self.db_display or "default"
         )
-        expression = self.task(*self.args, **self.kwargs)  # checks the arguments
+        mirror = self._mirror()
+        if mirror is not None:
+            options["listeners"].append(mirror)
         self.scheduler = Scheduler(**options)
         try:
-            return self.scheduler.run(expression, tags=self.tags)
-        except BaseException:
+            value = self.scheduler.run(expression, tags=self.tags)
+        except BaseException as exc:
             # A Prefect timeout or cancellation interrupts this thread: stop the workers too.
             with contextlib.suppress(Exception):
                 self.scheduler.cancel()
+            if mirror is not None:
+                mirror.close(exc)
             raise
         finally:
             close_scheduler(self.scheduler)
+        if mirror is not None:
+            mirror.close()
+        return value
+
+    def _mirror(self) -> InnerTaskRuns | None:
+        """The listener that mirrors inner calls as task runs, if asked for and possible."""
+        mode = inner_mode(self.inner_task_runs)
+        flow_run_id = self.prefect_ids.get(TAG_FLOW_RUN_ID)
+        if mode is None:
+            return None
+        if flow_run_id is None:
+            self.logger.info("lazyflow: inner_task_runs needs a Prefect flow run; none here")
+            return None
+        task_run_id = self.prefect_ids.get(TAG_TASK_RUN_ID)
+        return InnerTaskRuns(
+            mode,
+            uuid.UUID(flow_run_id),
+            uuid.UUID(task_run_id) if task_run_id else None,
+            self.logger,
+        )
 
     def report(self, error: BaseException | None = None) -> RunReport:
         summary = getattr(self.scheduler, "last_run", None) if self.scheduler else None
@@ -216,9 +333,20 @@ class WorkflowRun:
             error=error,
             seconds=elapsed,
             db=self.db_display,
-            table_key=artifact_key(self.name, "jobs"),
+            table_key=self.keys.table,
             prefect={k: v for k, v in prefect_rows.items() if v},
+            ui_base=self.ui_base,
+            inspect=self._inspect_command(summary),
         )
+
+    def _inspect_command(self, summary: Any) -> str | None:
+        """``lazyflow log ID --db URL`` without the password (from PGPASSWORD then)."""
+        from lazyflow_core.integration import inspect_command
+
+        execution_id = getattr(summary, "execution_id", None) or self.collector.execution_id
+        if not execution_id or not isinstance(self.db, str):
+            return None
+        return inspect_command(str(execution_id), self.db)
 
     def log_report(self, report: RunReport) -> None:
         if report.status == "done":
@@ -236,14 +364,21 @@ class WorkflowRun:
         try:
             create_markdown_artifact(
                 markdown=report.markdown(),
-                key=artifact_key(self.name),
+                key=self.keys.summary,
                 description=f"lazyflow run summary of {self.name}",
             )
             create_table_artifact(
                 table=self.collector.rows(),
-                key=artifact_key(self.name, "jobs"),
+                key=self.keys.table,
                 description=f"lazyflow jobs of {self.name}",
             )
+            if report.ui_url:
+                create_link_artifact(
+                    link=report.ui_url,
+                    link_text=f"{self.name} in lazyflow ui",
+                    key=self.keys.ui,
+                    description=f"the lazyflow ui page of this run of {self.name}",
+                )
         except Exception as exc:  # artifacts are a report, never a reason to fail the run
             self.logger.warning("could not publish lazyflow artifacts: %s", exc)
 
@@ -253,14 +388,21 @@ class WorkflowRun:
         try:
             await acreate_markdown_artifact(
                 markdown=report.markdown(),
-                key=artifact_key(self.name),
+                key=self.keys.summary,
                 description=f"lazyflow run summary of {self.name}",
             )
             await acreate_table_artifact(
                 table=self.collector.rows(),
-                key=artifact_key(self.name, "jobs"),
+                key=self.keys.table,
                 description=f"lazyflow jobs of {self.name}",
             )
+            if report.ui_url:
+                await acreate_link_artifact(
+                    link=report.ui_url,
+                    link_text=f"{self.name} in lazyflow ui",
+                    key=self.keys.ui,
+                    description=f"the lazyflow ui page of this run of {self.name}",
+                )
         except Exception as exc:
             self.logger.warning("could not publish lazyflow artifacts: %s", exc)
 
@@ -282,6 +424,7 @@ def _run_lazyflow(
     db: Any = None,
     executor: Any = None,
     tags: Mapping[str, Any] | None = None,
+    inner_task_runs: bool | str = False,
     **kwargs: Any,
 ) -> Any:
     """Run a lazyflow workflow and return its result.
@@ -295,10 +438,16 @@ def _run_lazyflow(
             ``sqlite:///.lazyflow/lazyflow.db`` in the working directory).
         executor: lazyflow executor (``"threads"``, ``"processes"`` or an executor object).
         tags: extra tags recorded on the lazyflow execution.
-        **kwargs: keyword arguments of the workflow task. ``db``, ``executor`` and ``tags``
-            are taken by this task: pass workflow parameters with those names positionally.
+        inner_task_runs: mirror the inner calls as Prefect task runs, nested under this
+            one: True or ``"calls"`` (one per call), ``"tasks"`` (one per task name,
+            summed), False (none). They are records only: lazyflow runs and caches.
+        **kwargs: keyword arguments of the workflow task. ``db``, ``executor``, ``tags``
+            and ``inner_task_runs`` are taken by this task: pass workflow parameters with
+            those names positionally.
     """
-    run = WorkflowRun(workflow, args, kwargs, db=db, executor=executor, tags=tags)
+    run = WorkflowRun(
+        workflow, args, kwargs, db=db, executor=executor, tags=tags, inner_task_runs=inner_task_runs
+    )
     try:
         value = run.execute()
     except BaseException as exc:
@@ -309,6 +458,7 @@ def _run_lazyflow(
     report = run.report()
     run.log_report(report)
     run.publish(report)
+    declare_output_assets(value, run.logger)
     return _finish(report, value, _run_lazyflow)
 
 
@@ -318,13 +468,21 @@ async def _arun_lazyflow(
     db: Any = None,
     executor: Any = None,
     tags: Mapping[str, Any] | None = None,
+    inner_task_runs: bool | str = False,
     **kwargs: Any,
 ) -> Any:
     """Async twin of `run_lazyflow` for async flows; the workflow runs in a worker thread
     so the event loop stays free. Same arguments and behaviour."""
     # Setting up may import the workflow module and load a block: keep it off the loop.
     run = await asyncio.to_thread(
-        WorkflowRun, workflow, args, kwargs, db=db, executor=executor, tags=tags
+        WorkflowRun,
+        workflow,
+        args,
+        kwargs,
+        db=db,
+        executor=executor,
+        tags=tags,
+        inner_task_runs=inner_task_runs,
     )
     try:
         value = await asyncio.to_thread(run.execute)
@@ -342,6 +500,7 @@ async def _arun_lazyflow(
     report = run.report()
     run.log_report(report)
     await run.apublish(report)
+    declare_output_assets(value, run.logger)
     return _finish(report, value, _arun_lazyflow)
 
 
@@ -390,24 +549,22 @@ def load_workflow(workflow: Any) -> Any:
     )
 
 
-def resolve_db(db: Any) -> tuple[Any, str | None]:
-    """What to hand the scheduler for ``db``, and how to show it (password masked)."""
+def resolve_db(db: Any) -> tuple[Any, str | None, str | None, str | None]:
+    """What to hand the scheduler for ``db``, how to show it (password masked), the
+    signing key and the ``lazyflow ui`` URL a `LazyFlowStore` block carries (None
+    otherwise: lazyflow's own settings apply)."""
     if is_block_reference(db):
         db = LazyFlowStore.load(db.split("/", 1)[1])
     if isinstance(db, LazyFlowStore):
-        return db.get_url(), db.display_url()
+        return db.get_url(), db.display_url(), db.get_signing_key(), db.ui_url
     if hasattr(db, "get_secret_value"):  # a pydantic SecretStr
         url = db.get_secret_value()
-        return url, mask_url(url)
+        return url, mask_url(url), None, None
     if isinstance(db, str):
-        return db, mask_url(db)
-    if db is None:
-        url = os.environ.get("LAZYFLOW_DB")
-        if url:
-            return None, mask_url(url)
-        path = os.path.abspath(os.path.join(".lazyflow", "lazyflow.db"))
-        return None, f"sqlite:///{path}"
-    return db, None  # a store object: the scheduler knows what to do with it
+        return db, mask_url(db), None, None
+    if db is None:  # LAZYFLOW_DB, the project's lazyflow.toml, else .lazyflow/ (config)
+        return None, None, None, None
+    return db, None, None, None  # a store object: the scheduler knows what to do with it
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
@@ -416,6 +573,12 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter[Any]:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger(LOGGER_NAME)
+
+
+def _in_mapped_run() -> bool:
+    """True inside a task run that `LazyflowPrefectTask.map` submitted."""
+    context = TaskRunContext.get()
+    return bool(context is not None and getattr(context.task, "lazyflow_mapped", False))
 
 
 def in_prefect_run() -> bool:

@@ -1,9 +1,15 @@
-"""Helpers shared by the commands: the ``--db`` option, consoles, and short formats."""
+"""Helpers shared by the commands: the ``--db`` option, consoles, plain-text tables and
+trees, the latest execution, and short formats.
+
+Listings are written as plain text (`table_lines`, `tree_lines`) rather than through rich:
+``lazyflow log`` then starts without importing rich, and a listing piped to a file or
+``grep`` is never cut at some assumed width; on a terminal only the free-text columns
+(command, tags) shrink to fit, never the id, status or counts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..expression import ellipsize
+from ..preview import ellipsize
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,20 +32,22 @@ def db_option(func: F) -> F:
     return click.option("--db", metavar="URL", default=None, help=DB_HELP)(func)
 
 
-def open_provenance(db: str | None) -> Any:
-    """A `Provenance` over the store; errors become one-line `StoreError`s."""
+def open_provenance(db: str | None, *, values: bool = False) -> Any:
+    """A `Provenance` over the store; errors become one-line `StoreError`s. Stored values
+    are unpickled only with `values` (a command's ``--values``), and only signed ones."""
     from ..provenance import Provenance
 
-    return Provenance(db)
+    return Provenance(db, values=values)
 
 
 def console(*, stderr: bool = False) -> Any:
-    """A rich console; off a terminal, wide and without colours (for logs and pipes)."""
+    """A rich console; off a terminal, unlimited in width and without colours."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
-    width = None if terminal or os.environ.get("COLUMNS") else 160
+    # off a terminal nothing is cut: a file or a pipe has no width (COLUMNS neither)
+    width = None if terminal else 10_000
     return Console(
         file=stream,
         stderr=stderr,
@@ -48,6 +56,96 @@ def console(*, stderr: bool = False) -> Any:
         no_color=not terminal or None,
         soft_wrap=not terminal,
     )
+
+
+def is_terminal(stream: Any = None) -> bool:
+    return bool((stream or sys.stdout).isatty())
+
+
+def paint(text: str, color: str | None, on: bool) -> str:
+    """`text` in `color` when `on` (a terminal), else as it is."""
+    return click.style(text, fg=color) if on and color else text
+
+
+def table_lines(
+    headers: list[str],
+    rows: list[list[str]],
+    *,
+    right: frozenset[str] = frozenset(),
+    shrink: frozenset[str] = frozenset(),
+    width: int | None = None,
+) -> list[str]:
+    """Rows as aligned text columns. Only the columns in `shrink` are cut (with an
+    ellipsis) to fit `width`; with `width` None (not a terminal) nothing is cut."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    if width is not None:
+        over = sum(widths) + 2 * (len(widths) - 1) - width
+        for i in reversed(range(len(headers))):
+            if over <= 0:
+                break
+            if headers[i] in shrink:
+                cut_by = min(over, max(widths[i] - max(len(headers[i]), 8), 0))
+                widths[i] -= cut_by
+                over -= cut_by
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, (cell, w) in enumerate(zip(cells, widths, strict=True)):
+            cell = ellipsize(cell, w) if len(cell) > w else cell
+            last = i == len(cells) - 1
+            out.append(cell.rjust(w) if headers[i] in right else (cell if last else cell.ljust(w)))
+        return "  ".join(out).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def terminal_width() -> int | None:
+    """The terminal's width for stdout, or None when stdout is not a terminal (no cut)."""
+    if not is_terminal():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def latest_execution(prov: Any, before: Any = None, **filters: Any) -> Any:
+    """The newest execution (``-`` on the command line; `filters` as for
+    `Provenance.executions`: tags, status, since), or the one before `before`: the
+    previous execution of the same task, else simply the previous one."""
+    from ..provenance import NoSuchRecord
+
+    if before is None:
+        rows = prov.executions(limit=1, **filters)
+        if not rows:
+            what = "matches those filters" if any(filters.values()) else "is recorded yet"
+            raise NoSuchRecord(f"no execution {what} (run a workflow first, or widen them).")
+        return rows[0]
+    rows = [e for e in prov.executions(until=before.started_at, limit=50) if e.id != before.id]
+    if not rows:
+        raise NoSuchRecord(
+            f"execution {short(before.id)} is the first in the store: there is none before it "
+            "to compare with. Name two executions."
+        )
+    same = [e for e in rows if e.root_task == before.root_task]
+    return (same or rows)[0]
+
+
+def execution_arg(prov: Any, ident: str | None, **filters: Any) -> Any:
+    """An execution named on the command line: an id (prefix), or ``-`` for the latest
+    (that matches `filters`)."""
+    if ident is None or ident == "-":
+        return latest_execution(prov, **filters)
+    return prov.execution(ident)
+
+
+def job_arg(prov: Any, ident: str) -> str:
+    """A job named on the command line: an id, ``EXECUTION.N``, or ``-.N`` (the N-th call
+    of the latest execution)."""
+    if ident.startswith("-."):
+        return f"{latest_execution(prov).id}{ident[1:]}"
+    return ident
 
 
 def short(ident: str | None, n: int = 8) -> str:
@@ -111,6 +209,14 @@ def parse_tags(values: tuple[str, ...], option: str = "--tag") -> dict[str, str]
             )
         tags[key.strip()] = value
     return tags
+
+
+def tag_text(tags: dict[str, str], *, automatic: bool) -> str:
+    """``key=value`` pairs of the automatic tags (`autotags`: user, host, git, version)
+    or of the others: listings show the user's own and keep the automatic ones apart."""
+    from ..autotags import AUTOMATIC_KEYS
+
+    return " ".join(f"{k}={v}" for k, v in tags.items() if (k in AUTOMATIC_KEYS) == automatic)
 
 
 def parse_since(text: str, now: float | None = None) -> float:

@@ -1,10 +1,10 @@
 """``lazyflow db info|upgrade`` and ``lazyflow gc``: look after the store.
 
-gc removes values that no call refers to (as its result or an argument), and blobs that no
-value refers to. Values become unreferenced when a call runs again (``--no-cache``, a
-changed output file) and gets a different result: the store keeps the latest result of
-each call, so the older one goes. It is safe while other
-processes use the store: only values older than ``--min-age`` are considered (a run
+gc removes values that no call refers to (as its result, an argument or its returned
+expression), and blobs that no value refers to. Values become unreferenced when a call
+runs again (``--no-cache``, a changed output file) and gets a different result: the
+store keeps the latest result of each call, so the older one goes. It is safe while
+other processes use the store: only values older than ``--min-age`` are considered (a run
 writes a value just before the call that refers to it), and each DELETE re-checks that
 nothing refers to the value inside its own transaction.
 """
@@ -21,31 +21,22 @@ import click
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import StoreError
 from ..store import open_store, resolve_db_url, schema
-from ..store.sql import HEAD_REVISION, redact
+from ..store.blobs import BlobError, is_key
+from ..store.sql import HEAD_REVISION, existing_store_url, redact, schema_is_newer
 from .common import console, db_option, fmt_size, open_provenance, parse_since, plural
 
 _CHUNK = 500
 
 
 def _open(db: str | None, *, must_exist: bool) -> Any:
-    store = open_store(resolve_db_url(db))
-    path = store.sqlite_path
-    if must_exist and path is not None and not os.path.exists(path):
-        raise StoreError(
-            f"no lazyflow store at {path} (the file does not exist). Run a workflow first, or "
-            "point --db / LAZYFLOW_DB at an existing store."
-        )
+    # a store that must exist is checked before opening it: opening creates SQLite files
+    store = open_store(existing_store_url(db) if must_exist else resolve_db_url(db))
     try:
         with store.engine.connect():
             pass
     except DBAPIError as exc:
-        raise StoreError(
-            f"cannot reach the lazyflow store at {redact(store.url)!r}: "
-            f"{exc.orig if exc.orig is not None else exc}. Is the database running and the "
-            "URL right? Set it with --db or LAZYFLOW_DB."
-        ) from exc
+        raise store.database_error(exc) from exc
     return store
 
 
@@ -71,16 +62,11 @@ def db_info(db: str | None) -> None:
             out.print(
                 f"[bold]blobs[/]     {store.blobs.root} ({plural(count, 'blob')}, {fmt_size(size)})"
             )
-        state = (
-            "up to date"
-            if revision == HEAD_REVISION
-            else (
-                "empty: created on first use"
-                if revision is None
-                else "behind: run `lazyflow db upgrade`"
-            )
+        out.print(
+            f"[bold]schema[/]    revision {revision or '-'}, head {HEAD_REVISION}: "
+            + _schema_state(revision, store.read_only)
         )
-        out.print(f"[bold]schema[/]    revision {revision or '-'}, head {HEAD_REVISION}: {state}")
+        _print_signing(store, out)
         if revision == HEAD_REVISION:
             with open_provenance(store) as prov:
                 counts = prov.counts()
@@ -110,6 +96,37 @@ def db_upgrade(db: str | None) -> None:
         )
 
 
+def _schema_state(revision: str | None, read_only: bool) -> str:
+    if revision == HEAD_REVISION:
+        state = "up to date"
+    elif revision is None:
+        state = "empty: created on first use"
+    elif schema_is_newer(revision):
+        state = "written by a newer lazyflow: upgrade lazyflow to use it"
+    else:
+        state = "behind: run `lazyflow db upgrade`"
+    return state + (" (read-only)" if read_only else "")
+
+
+def _print_signing(store: Any, out: Any) -> None:
+    """The signing keys in use; a warning for a shared (server) store used without."""
+    keys = store.signing
+    if keys is not None:
+        older = len(keys.ids) - 1
+        extra = f", and {plural(older, 'older key')} that still verify" if older else ""
+        out.print(f"[bold]signing[/]   values signed with key {keys.ids[0]}{extra}")
+        return
+    out.print("[bold]signing[/]   off (no LAZYFLOW_SIGNING_KEY): values checksummed, not signed")
+    if store.dialect != "sqlite":
+        console(stderr=True).print(
+            "warning: this shared store is used without a signing key. Stored values are "
+            "unpickled when a run reuses them, so anyone who can write to its tables can "
+            "make every user's run execute code of their choosing. Set "
+            "LAZYFLOW_SIGNING_KEY (the same secret for every user of the store; see "
+            "docs/store.md)."
+        )
+
+
 def _blob_usage(blobs: Any) -> tuple[int, int]:
     if not blobs.local or not os.path.isdir(blobs.root):
         return 0, 0
@@ -121,13 +138,17 @@ def _blob_usage(blobs: Any) -> tuple[int, int]:
 
 
 def _blob_files(root: str) -> Iterator[tuple[str, str]]:
-    """``(key, path)`` for every file under a local blob root (keys are ``ab/cdef...``)."""
+    """``(key, path)`` for every blob file under a local blob root (keys are
+    ``ab/cdef...``; temporary files of interrupted writes included). Files and links
+    that are not named like blobs are not lazyflow's, and are left alone."""
     for sub in sorted(os.listdir(root)):
         directory = os.path.join(root, sub)
-        if not os.path.isdir(directory):
+        if os.path.islink(directory) or not os.path.isdir(directory):
             continue
         for name in sorted(os.listdir(directory)):
-            yield f"{sub}/{name}", os.path.join(directory, name)
+            path = os.path.join(directory, name)
+            if is_key(f"{sub}/{name}", temporary=True) and os.path.isfile(path):
+                yield f"{sub}/{name}", path
 
 
 # -- gc ------------------------------------------------------------------------------
@@ -137,13 +158,15 @@ def _blob_files(root: str) -> Iterator[tuple[str, str]]:
 class Garbage:
     values: list[tuple[str, int, str | None]] = field(default_factory=list)  # hash, size, blob
     blobs: list[str] = field(default_factory=list)  # orphan blob keys (no value row)
+    refused: list[str] = field(default_factory=list)  # blob keys that are not digest keys
 
 
 def _unreferenced(v: Any) -> list[Any]:
-    c, a = schema.calls, schema.call_args
+    c, a, r = schema.calls, schema.call_args, schema.reductions
     return [
         ~exists(select(c.c.call_hash).where(c.c.result_hash == v.c.hash)),
         ~exists(select(a.c.call_hash).where(a.c.value_hash == v.c.hash)),
+        ~exists(select(r.c.call_hash).where(r.c.value_hash == v.c.hash)),
     ]
 
 
@@ -168,7 +191,11 @@ def find_garbage(store: Any, cutoff: float) -> Garbage:
 
 
 def delete_garbage(store: Any, garbage: Garbage) -> tuple[int, int]:
-    """Delete what `find_garbage` found, re-checking references; returns (values, blobs)."""
+    """Delete what `find_garbage` found, re-checking references; returns (values, blobs).
+
+    Blob keys come from the database, which other users of a shared store can write: a
+    key that is not a digest key, or that leads out of the blob root, is never deleted
+    (it is listed in ``garbage.refused``)."""
     v = schema.values
     deleted_values = 0
     blob_keys = list(garbage.blobs)
@@ -195,7 +222,11 @@ def delete_garbage(store: Any, garbage: Garbage) -> tuple[int, int]:
                 for r in conn.execute(select(v.c.blob).where(v.c.blob.in_(sorted(set(blob_keys)))))
             }
         for key in sorted(set(blob_keys) - still):
-            store.blobs.delete(key)
+            try:
+                store.blobs.delete(key)
+            except BlobError:
+                garbage.refused.append(key)
+                continue
             deleted_blobs += 1
     return deleted_values, deleted_blobs
 
@@ -244,5 +275,12 @@ def gc_command(db: str | None, really: bool, min_age: str, verbose: bool) -> Non
             return
         values, blobs = delete_garbage(store, garbage)
         out.print(f"deleted {plural(values, 'value')} and {plural(blobs, 'blob')}")
+        if garbage.refused:
+            keys = ", ".join(repr(k) for k in garbage.refused[:5])
+            console(stderr=True).print(
+                f"warning: left {plural(len(garbage.refused), 'blob')} alone whose key is not "
+                f"a digest key or leads outside {store.blobs.root}: {keys} (the value rows "
+                "were planted or damaged)"
+            )
     finally:
         store.close()

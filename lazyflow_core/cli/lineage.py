@@ -22,8 +22,14 @@ from .common import console, cut, db_option, jref, open_provenance, plural, shor
 )
 @click.option("--consumers", is_flag=True, help="Show the calls that used it instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--values",
+    is_flag=True,
+    help="Also unpickle signed stored values to follow containers of objects other than "
+    "built-in data (needs the store's signing key; unsigned values are never unpickled).",
+)
 def lineage_command(
-    target: str, db: str | None, depth: int, consumers: bool, as_json: bool
+    target: str, db: str | None, depth: int, consumers: bool, as_json: bool, values: bool
 ) -> None:
     """Show the call that produced PATH_OR_HASH, that call's inputs, and recursively
     their producers, with the code hash and execution of each step.
@@ -32,7 +38,7 @@ def lineage_command(
     directory or absolute), or a value or call hash (a unique prefix is enough; see
     `lazyflow log --job JOB`).
     """
-    with open_provenance(db) as prov:
+    with open_provenance(db, values=values) as prov:
         if consumers:
             show_consumers(prov, target, depth, as_json)
             return

@@ -98,43 +98,64 @@ def _existing(cls: type, check: Callable[[str], bool], what: str) -> Callable[[s
     return build
 
 
+_SIMPLE: dict[Any, click.ParamType] = {
+    int: click.INT,
+    float: click.FLOAT,
+    bool: click.BOOL,
+    str: click.STRING,
+    Any: click.STRING,
+    _EMPTY: click.STRING,
+    None: click.STRING,
+}
+
+
 def _scalar(hint: Any) -> click.ParamType:
     """The click type for one (non-container) value."""
-    if hint is int:
-        return click.INT
-    if hint is float:
-        return click.FLOAT
-    if hint is bool:
-        return click.BOOL
-    if hint in (str, Any, _EMPTY, None):
-        return click.STRING
+    simple = _SIMPLE.get(hint) if _hashable(hint) else None
+    if simple is not None:
+        return simple
     if isinstance(hint, type):
-        if issubclass(hint, File):
-            return BuildType(_existing(File, os.path.isfile, "file"), "PATH")
-        if issubclass(hint, Dir):
-            return BuildType(_existing(Dir, os.path.isdir, "directory"), "DIR")
-        if issubclass(hint, pathlib.PurePath):
-            return BuildType(hint, "PATH")
-        if issubclass(hint, enum.Enum):
-            return MappedChoice({m.name: m for m in hint})
-        if hint is dt.datetime:
-            return BuildType(dt.datetime.fromisoformat, "DATETIME")
-        if hint is dt.date:
-            return BuildType(dt.date.fromisoformat, "DATE")
-        if hint is dict:
-            return JsonType(dict)
-        if hint in (list, tuple, set, frozenset):
-            return JsonType(list, hint)
-        if dataclasses.is_dataclass(hint):
-            cls = hint
-            return JsonType(dict, lambda d: cls(**d))
-        return BuildType(hint, hint.__name__.upper())
+        return _class_type(hint)
     origin = typing.get_origin(hint)
     if origin is typing.Literal:
         return MappedChoice({str(v): v for v in typing.get_args(hint)})
     if origin is dict or origin is typing.Union or origin is types.UnionType:
         return JsonType(dict if origin is dict else None)
     return JsonType()
+
+
+def _hashable(hint: Any) -> bool:
+    try:
+        hash(hint)
+    except TypeError:
+        return False
+    return True
+
+
+def _class_type(hint: type) -> click.ParamType:
+    """The click type for an annotation that is a class."""
+    if issubclass(hint, File):
+        return BuildType(_existing(File, os.path.isfile, "file"), "PATH")
+    if issubclass(hint, Dir):
+        return BuildType(_existing(Dir, os.path.isdir, "directory"), "DIR")
+    if issubclass(hint, pathlib.PurePath):
+        return BuildType(hint, "PATH")
+    if issubclass(hint, enum.Enum):
+        return MappedChoice({m.name: m for m in hint})
+    dates: dict[type, tuple[Callable[[str], Any], str]] = {
+        dt.datetime: (dt.datetime.fromisoformat, "DATETIME"),
+        dt.date: (dt.date.fromisoformat, "DATE"),
+    }
+    if hint in dates:
+        return BuildType(*dates[hint])
+    if hint is dict:
+        return JsonType(dict)
+    if hint in (list, tuple, set, frozenset):
+        return JsonType(list, hint)
+    if dataclasses.is_dataclass(hint):
+        cls = hint
+        return JsonType(dict, lambda d: cls(**d))
+    return BuildType(hint, hint.__name__.upper())
 
 
 def _unwrap_optional(hint: Any) -> Any:

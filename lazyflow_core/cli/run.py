@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from ..errors import Terminated
 from ..task import Task
 from ..workflow import load_module, load_task
 from .common import console, cut, db_option, parse_tags, plural, short
@@ -109,18 +110,38 @@ def _task_options(func: Any) -> Any:
 # -- run -----------------------------------------------------------------------------
 
 
+class _RawArgs(click.Command):
+    """Keeps the words as typed (``ctx.meta["raw_args"]``): with ``--rerun`` there is no
+    TASK, and the task options must be read without click taking values for positions."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["raw_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
 @click.command(
     "run",
+    cls=_RawArgs,
     context_settings=TASK_CONTEXT,
     add_help_option=False,
     short_help="Run a task of a workflow.",
 )
 @_task_options
 @click.option(
-    "--executor", default="threads", show_default=True, help="Where jobs run: threads or processes."
+    "--executor",
+    default="threads",
+    show_default=True,
+    help="Where jobs run: threads, processes, or an executor named in lazyflow.toml.",
 )
 @click.option("--max-workers", type=click.IntRange(min=1), help="Parallel jobs at most.")
 @click.option("--no-cache", is_flag=True, help="Read nothing from the cache (still record).")
+@click.option(
+    "--rerun",
+    metavar="EXECUTION",
+    help="Call the entry task of an earlier execution (id, prefix, or - for the latest) "
+    "again with its recorded arguments, in the current code; task options given too "
+    "override them. WORKFLOW is needed only when the task's module is not importable.",
+)
 @click.option(
     "--tag",
     "tags",
@@ -137,10 +158,23 @@ def _task_options(func: Any) -> Any:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
 @click.option(
+    "--strict-store",
+    is_flag=True,
+    help="Fail (exit 1) if any of the run's records could not be stored (a read-only "
+    "store, a full disk); without it the run warns with the count.",
+)
+@click.option(
     "--traceback",
     "full_traceback",
     is_flag=True,
     help="On failure, print the full Python traceback.",
+)
+@click.option(
+    "--pdb",
+    "debug",
+    is_flag=True,
+    help="On failure, open the Python debugger (post mortem) at the failed task's frame; "
+    "needs a local executor (threads, the default, or inline).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log lazyflow's info messages.")
 @click.option(
@@ -159,10 +193,13 @@ def run_command(
     executor: str,
     max_workers: int | None,
     no_cache: bool,
+    rerun: str | None,
     tags: tuple[str, ...],
     progress: str,
     quiet: bool,
+    strict_store: bool,
     full_traceback: bool,
+    debug: bool,
     verbose: bool,
     show_help: bool,
 ) -> None:
@@ -171,12 +208,22 @@ def run_command(
     \b
       lazyflow run flows.py main --n 200 --tag env=dev
       lazyflow run mypkg.flows main --names a --names b --opts '{"k": 1}'
+      lazyflow run --rerun 1a2b            the same call as execution 1a2b, again
 
     The result is printed on the last line of stdout (JSON when it can be, else its
     repr); progress and the run summary go to stderr. Exit status 1 if the task fails.
     """
     tag_map = parse_tags(tags)
-    loaded = task_call(ctx, workflow, task_name, show_help)
+    if rerun is None or show_help:
+        loaded = task_call(ctx, workflow, task_name, show_help)
+    else:
+        from .rerun import RERUN_TAG, rerun_call, run_words
+
+        # with --rerun there is no TASK: the words typed are read again (`run_words`)
+        words = run_words(ctx.meta.get("raw_args", []))
+        task_, expr_, rerun_of = rerun_call(rerun, words.workflow, words.options, db)
+        loaded = task_, expr_
+        tag_map = {RERUN_TAG: rerun_of, **tag_map}
     if loaded is None:
         return
     _task, expr = loaded
@@ -187,42 +234,116 @@ def run_command(
     if mode == "auto":
         mode = "live" if sys.stderr.isatty() else "plain"
     _configure_logging(err if mode == "live" else None, verbose)
-    reporter: Any = None
-    if mode == "live":
-        from .progress import LiveView
-
-        reporter = LiveView(err)
-    elif mode == "plain":
-        from .progress import PlainLog
-
-        reporter = PlainLog(sys.stderr)
+    reporter = _reporter(mode, err)
     sched = Scheduler(
         db=db,
         executor=executor,
         max_workers=max_workers,
         listeners=[reporter] if reporter is not None else None,
+        strict_store=strict_store,
     )
     sched.store  # noqa: B018 - open (and migrate) the store now: its errors are user errors
+    if mode == "live":
+        # how many jobs can run at once: the rest of those sent are shown as queued
+        workers = getattr(sched.executors[sched.default_executor], "max_workers", None)
+        reporter.tally.capacity = workers if isinstance(workers, int) else None
     view = reporter if mode == "live" else contextlib.nullcontext()
     try:
-        try:
-            with view:
-                result = sched.run(expr, cache=not no_cache, tags=tag_map)
-        except KeyboardInterrupt:
-            for ex in sched.executors.values():
-                ex.shutdown(cancel=True)
-            click.echo("lazyflow: interrupted", err=True)
-            ctx.exit(130)
-        except Exception as exc:
-            _report_failure(exc, full_traceback)
-            if sched.last_run is not None and not quiet:
-                click.echo(summary_line(sched.last_run), err=True)
-            ctx.exit(1)
+        with view:
+            result = _run_or_exit(
+                ctx,
+                sched,
+                expr,
+                cache=not no_cache,
+                tags=tag_map,
+                quiet=quiet,
+                full_traceback=full_traceback,
+                debug=debug,
+            )
     finally:
         sched.close()
+    failed = ctx.meta.get("failed")
+    if failed is not None:  # --pdb: after the live view is gone and the store is closed
+        post_mortem(failed)
+        ctx.exit(1)
     if not quiet and sched.last_run is not None:
         click.echo(summary_line(sched.last_run), err=True)
     click.echo(format_result(result))
+
+
+def _reporter(mode: str, err: Any) -> Any:
+    """The progress listener of `mode` ("live", "plain"; None for "none")."""
+    if mode == "live":
+        from .progress import LiveView
+
+        return LiveView(err)
+    if mode == "plain":
+        from .progress import PlainLog
+
+        return PlainLog(sys.stderr)
+    return None
+
+
+def _run_or_exit(
+    ctx: click.Context,
+    sched: Any,
+    expr: Any,
+    *,
+    cache: bool,
+    tags: dict[str, str],
+    quiet: bool,
+    full_traceback: bool,
+    debug: bool = False,
+) -> Any:
+    """Run `expr`; on Ctrl+C, SIGTERM or a failed task, report it and exit (130, 143, 1).
+    With `debug`, a failed task's exception is left in ``ctx.meta["failed"]`` for the
+    debugger (`post_mortem`) instead."""
+    try:
+        return sched.run(expr, cache=cache, tags=tags)
+    except KeyboardInterrupt:
+        for ex in sched.executors.values():
+            ex.shutdown(cancel=True)
+        click.echo("lazyflow: interrupted", err=True)
+        ctx.exit(130)
+    except Terminated as exc:  # SIGTERM: the run was cancelled and recorded
+        click.echo(f"lazyflow: {exc}", err=True)
+        if sched.last_run is not None and not quiet:
+            click.echo(summary_line(sched.last_run), err=True)
+        sched.close(cancel=True)
+        # Exit now: jobs still running in pool threads cannot be stopped, and Python
+        # would wait for them; the run's records are written already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else 143)
+    except Exception as exc:
+        _report_failure(exc, full_traceback)
+        if sched.last_run is not None and not quiet:
+            click.echo(summary_line(sched.last_run), err=True)
+        if not debug:
+            ctx.exit(1)
+        ctx.meta["failed"] = exc
+        return None
+
+
+def post_mortem(exc: BaseException) -> None:
+    """``--pdb``: the debugger at the innermost frame of the failed task's traceback, where
+    it raised (as redun's ``--pdb``). A task that ran in another process (``--executor
+    processes``, Dask, Batch) left its frames there: then say how to debug it here."""
+    tb = exc.__traceback__
+    user = [f for f in traceback.extract_tb(tb) if not _internal(f.filename)]
+    if tb is None or not user:
+        click.echo(
+            "lazyflow: --pdb: the task failed in another process (its executor is not "
+            "local), so its frames are not here to debug. Run it again in this process: "
+            "lazyflow run --rerun - --executor threads --pdb (a task with its own "
+            "executor= option needs that changed too).",
+            err=True,
+        )
+        return
+    import pdb
+
+    click.echo(f"lazyflow: --pdb: post mortem of {type(exc).__name__}: {exc}", err=True)
+    pdb.post_mortem(tb)
 
 
 def summary_line(s: Any) -> str:
@@ -331,6 +452,14 @@ _ACTION_STYLE = {"run": "yellow", "cached": "green", "unknown": "magenta"}
 @click.option("--no-cache", is_flag=True, help="Explain a run with --no-cache.")
 @click.option("--all", "show_all", is_flag=True, help="List every cached call too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
+@click.option(
+    "--load-values",
+    "values",
+    is_flag=True,
+    help="Also unpickle cached results signed with the store's key, to explain past them "
+    "(without it only built-in data, File and Dir are loaded; unsigned values never are). "
+    "Not --values, which a task may have as a parameter.",
+)
 @click.option("-h", "--help", "show_help", is_flag=True, help="Show this message and exit.")
 @click.pass_context
 def explain_command(
@@ -341,13 +470,16 @@ def explain_command(
     no_cache: bool,
     show_all: bool,
     as_json: bool,
+    values: bool,
     show_help: bool,
 ) -> None:
     """Explain what `lazyflow run WORKFLOW TASK ...` would run and why, running nothing.
 
     Each call is cached (reused), would run (new task, code changed, argument changed,
     output file missing or modified, cache disabled), or unknown: its arguments need a
-    result that only running would give.
+    result that only running would give. Cached results are read as data only (a stored
+    pickle of another class is not unpickled: in a shared store it may be planted);
+    --load-values also loads those signed with the store's key.
     """
     loaded = task_call(ctx, workflow, task_name, show_help)
     if loaded is None:
@@ -358,7 +490,7 @@ def explain_command(
     sched = Scheduler(db=db)
     try:
         sched.store  # noqa: B018 - store errors are user errors, reported in one line
-        decisions = sched.explain(expr, cache=not no_cache)
+        decisions = sched.explain(expr, cache=not no_cache, values="signed" if values else "data")
     finally:
         sched.close()
     if as_json:
@@ -368,28 +500,45 @@ def explain_command(
 
 
 def _decision_dict(d: Any) -> dict[str, Any]:
-    keys = ("task_name", "call", "call_hash", "action", "reason", "detail", "diff")
+    keys = ("task_name", "call", "call_hash", "action", "reason", "detail", "diff", "predicted")
     return {k: getattr(d, k, None) for k in keys}
 
 
 def render_decisions(decisions: list[Any], show_all: bool) -> None:
+    """The decisions of this run, then those predicted below calls that would run (marked
+    with ``?``: they hold if the new run makes the same calls as the previous one)."""
+    out = console()
+    from ..events import decision_totals
+
+    actual = [d for d in decisions if not d.predicted]
+    predicted = [d for d in decisions if d.predicted]
+    totals = decision_totals(decisions)
+    out.print(
+        f"{plural(totals['run'], 'call')} would run, {totals['cached']} cached, "
+        f"{totals['unknown']} unknown (need results only running gives)"
+    )
+    shown_diffs: set[tuple[str, str]] = set()
+    _print_decisions(out, actual, show_all, "", shown_diffs)
+    if predicted:
+        out.print(
+            f"below calls that would run, predicted from their previous run: "
+            f"{totals['predicted_run']} would run again, "
+            f"{totals['predicted_cached']} would be reused"
+        )
+        _print_decisions(out, predicted, show_all, "?", shown_diffs)
+
+
+def _print_decisions(
+    out: Any, decisions: list[Any], show_all: bool, mark: str, shown_diffs: set[tuple[str, str]]
+) -> None:
     from rich.text import Text
 
-    out = console()
-    counts = {"run": 0, "cached": 0, "unknown": 0}
-    for d in decisions:
-        counts[d.action] = counts.get(d.action, 0) + 1
-    out.print(
-        f"{plural(counts['run'], 'call')} would run, {counts['cached']} cached, "
-        f"{counts['unknown']} unknown (need results only running gives)"
-    )
     hidden: dict[str, int] = {}
-    shown_diffs: set[tuple[str, str]] = set()
     for d in decisions:
         if d.action == "cached" and not show_all:
             hidden[d.task_name] = hidden.get(d.task_name, 0) + 1
             continue
-        label = {"run": "run", "cached": "cached", "unknown": "unknown"}.get(d.action, d.action)
+        label = d.action + mark
         line = Text.assemble(
             (f"{label:<8}", _ACTION_STYLE.get(d.action, "")),
             f"{cut(d.call, 70)}  ",
@@ -400,13 +549,15 @@ def render_decisions(decisions: list[Any], show_all: bool) -> None:
         diff = getattr(d, "diff", None)
         if diff and (d.task_name, diff) not in shown_diffs:
             shown_diffs.add((d.task_name, diff))
-            for diff_line in diff.rstrip("\n").splitlines():
-                style = (
-                    "green"
-                    if diff_line.startswith("+")
-                    else ("red" if diff_line.startswith("-") else "")
-                )
-                out.print(Text("        " + diff_line, style=style))
+            _print_diff(out, diff)
     if hidden:
         parts = ", ".join(f"{n} {name}" for name, n in sorted(hidden.items()))
-        out.print(f"cached  {parts}  (--all lists them)")
+        out.print(f"{'cached' + mark:<8}{parts}  (--all lists them)")
+
+
+def _print_diff(out: Any, diff: str) -> None:
+    from rich.text import Text
+
+    for diff_line in diff.rstrip("\n").splitlines():
+        style = {"+": "green", "-": "red"}.get(diff_line[:1], "")
+        out.print(Text("        " + diff_line, style=style))

@@ -11,18 +11,20 @@ scheduler thread only routes outcomes.
 from __future__ import annotations
 
 import inspect
-import pickle
 import time
 import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from ..errors import TaskResultError
 from ..expression import contains_expression
 from ..files import iter_files
 from ..hashing import UnhashableValue, value_digest
+from ..values import ATOMS, dumps_value
 
 if TYPE_CHECKING:
     from ..task import Task
@@ -30,16 +32,23 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class JobSpec:
-    """One call to run: the task, its evaluated arguments, and bookkeeping ids."""
+    """One call to run: the task, its evaluated arguments, and bookkeeping ids.
+
+    `call_hash` is the call's cache key (task code and argument hashes) when a result of
+    an earlier run could stand for this one, else None (``cache=False``, a ``--no-cache``
+    run). Remote executors name their jobs after it, so that a restarted run finds the
+    jobs it left running and waits for them instead of submitting the calls again.
+    """
 
     job_id: str
     task: Task
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     attempt: int = 1
+    call_hash: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class JobOutcome:
     """What a worker sends back. `value` is the task's return value, or `error`."""
 
@@ -53,16 +62,6 @@ class JobOutcome:
     files: list[tuple[str, bool, str | None]] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
-
-
-def dumps_value(value: Any) -> bytes:
-    """Pickle a value for the store; cloudpickle handles lambdas and local classes."""
-    try:
-        return pickle.dumps(value, protocol=5)
-    except Exception:
-        import cloudpickle
-
-        return cloudpickle.dumps(value, protocol=5)
 
 
 def _hidden_expression(value: Any) -> str | None:
@@ -83,6 +82,10 @@ def _hidden_expression(value: Any) -> str | None:
 def finish_outcome(out: JobOutcome, value: Any, task_name: str = "") -> None:
     """Hash, pickle and stat a successful result (worker side)."""
     out.value = value
+    if type(value) in ATOMS:  # a number or a string holds no expression, File or attribute
+        out.digest = value_digest(value)
+        out.data = dumps_value(value)
+        return
     if contains_expression(value):
         out.has_expressions = True
         return
@@ -113,9 +116,16 @@ def run_job(spec: JobSpec) -> JobOutcome:
     return run_call(spec.task, spec.args, spec.kwargs)
 
 
-def run_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobOutcome:
+def run_call(
+    task: Task,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    convert: Callable[[Any], Any] | None = None,
+) -> JobOutcome:
     """`run_job` without a `JobSpec`: the scheduler thread runs tiny calls this way, with
-    no job id to format and no spec to build per call."""
+    no job id to format and no spec to build per call. `convert` turns the task's value
+    into the result (the Spark executor writes DataFrames out); what it raises is the
+    task's error."""
     out = JobOutcome(started=time.time())
     try:
         value = task.func(*args, **kwargs)
@@ -123,6 +133,8 @@ def run_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobOu
             import asyncio  # here: ~15-20 ms a process-pool worker need not pay
 
             value = asyncio.run(value)
+        if convert is not None:
+            value = convert(value)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
@@ -135,10 +147,35 @@ def run_call(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> JobOu
     return out
 
 
+class Inline(StrEnum):
+    """Whether the scheduler may run an executor's jobs on its own thread (`Executor.inline`).
+
+    ``NEVER``: every job goes to `Executor.submit` (another process, another machine).
+    ``WHEN_CHEAP``: the jobs run in this process anyway, so the scheduler runs a job itself
+    when handing it over would cost more than it can gain (a lone job with nothing else
+    to do, or a task measured to take microseconds; see `dispatch`). ``ALWAYS``: every
+    job runs on the scheduler thread, one at a time, in submission order (the ``inline``
+    executor: deterministic, and a debugger stops inside the task).
+    """
+
+    NEVER = "never"
+    WHEN_CHEAP = "when_cheap"
+    ALWAYS = "always"
+
+
 class Executor(ABC):
-    """Runs jobs somewhere and returns futures of their outcomes."""
+    """Runs jobs somewhere and returns futures of their outcomes.
+
+    Capabilities are declared as class attributes, so the scheduler never guesses from
+    an executor's type: `inline` (`Inline`) says whether its jobs may run on the
+    scheduler's own thread; `reports_start` that its `submit` takes ``on_start``, a
+    callable it calls (from any thread, once) when a worker begins the job, so that a
+    job is shown ``queued`` until then (`ReportsStart`).
+    """
 
     name: str = "executor"
+    inline: Inline = Inline.NEVER
+    reports_start: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (pools, clusters). Called lazily on first submit."""
@@ -153,3 +190,19 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release resources; with `cancel`, drop queued jobs and stop running ones."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The end of ``with executor:``: wait for its jobs, then release its resources
+        (an executor passed to a `Scheduler` is not shut down by the scheduler)."""
+        self.shutdown()
+
+
+class ReportsStart(Protocol):
+    """An executor whose `Executor.reports_start` is true: `submit` takes ``on_start``."""
+
+    def submit(
+        self, spec: JobSpec, on_start: Callable[[], None] | None = None
+    ) -> Future[JobOutcome]: ...

@@ -1,63 +1,64 @@
-"""Process-pool executor: tasks run in other processes (true CPU parallelism).
+"""Process executor: tasks run in worker processes of its own (true CPU parallelism).
 
-Workers start with ``spawn``: forking a process that runs threads (the scheduler, the
-store writer) is unsafe. A spawned worker is a new interpreter that imports
-``lazyflow_core`` and the modules its tasks live in before it runs anything: 0.1-0.5 s
-of CPU, more than a thousand tiny jobs need. Hence:
+A worker (`process_worker`) is a fresh interpreter started with ``subprocess`` that
+imports ``lazyflow_core`` and the modules its tasks live in before it runs anything:
+0.1-0.5 s of CPU, more than a thousand tiny jobs need. It never imports the parent's
+``__main__`` (plain scripts need no ``if __name__ == "__main__":`` guard). Hence:
 
-- Workers start as the work warrants (`ProcessExecutor`): as many as the first jobs
-  sent together, more only when the jobs in flight are measured (or seen) to be long
-  enough to pay for a worker's start-up. A fan-out of tiny jobs stays on the worker
-  that is already warm instead of having a second interpreter import lazyflow on the
-  CPU the scheduler needs.
-- A worker imports the modules of the first jobs' tasks as soon as it starts
-  (`_preload`), before it takes a job off the queue, so a late worker does not sit on
-  jobs while it imports.
+- Workers start as the work warrants: as many as the first jobs sent together, more
+  only when the jobs in flight are measured (or seen) to be long enough to pay for a
+  worker's start-up (`_wanted`). A fan-out of tiny jobs stays on the worker that is
+  already warm instead of having a second interpreter import lazyflow on the CPU the
+  scheduler needs.
+- A worker imports the modules of the first jobs' tasks as soon as it starts and is
+  sent jobs only once it says it is ready, so a late worker does not sit on jobs while
+  it imports.
 - Jobs travel in batches sized by the measured run time of their task (`BATCH_SECONDS`
   per message; `MAX_BATCH` jobs while unmeasured), so tiny jobs share the cost of a
-  message and long ones spread over the workers. Each batch is pickled with cloudpickle
-  (lambdas, closures and tasks defined in scripts work) in the pool's feeder thread,
-  never on the scheduler thread (`_Batch` pickles itself when the pool pickles it).
+  message and long ones spread over the workers (`bundling`, shared with the Batch
+  executors). Batches are pickled (`process_wire`)
+  by the feeder thread, never on the scheduler thread, and handed to a ready worker
+  with room: an idle one, or one whose queued work is measured to be short (a slow or
+  unmeasured job waits here, where any worker that frees up can take it).
+- Each job's outcome comes back as soon as it finishes (not with its batch), read and
+  unpickled by the thread that started that worker: a run killed mid-batch keeps what
+  its workers finished.
 
-Failures stay with the jobs they belong to:
+Failures stay with the jobs they belong to: an argument that does not pickle fails its
+own job (`SerializationError` naming the argument); a task module that does not import
+in the worker fails its batch's jobs; a value or exception that does not unpickle here
+fails its job. A worker that dies fails the job it was running with `WorkerLost`; the
+jobs it had not started go to another worker, a new one if needed.
 
-- a batch is unpickled by the worker inside `_run_batch`, so a task whose module does
-  not import there fails its jobs instead of killing the worker; an argument that does
-  not pickle fails its own job only;
-- each outcome comes back as a tuple of plain values the pool pickles at C speed, with
-  the task's value as the bytes the worker already pickled for the store and the error
-  as bytes of its own: a value or exception that does not unpickle in the scheduler
-  fails its job only. They are unpickled in the pool's callback thread;
-- a worker that dies fails the jobs of its pool with `BrokenProcessPool`, as the
-  standard library does; later jobs (retries, the next run) get a new pool.
+Nothing outlives its run: a worker exits when its pipe from this process closes, which
+the kernel does when this process dies however it dies (``kill -9`` included), and on
+Linux it also gets the parent-death signal (`lifeline`). Nothing here uses
+``multiprocessing``: no semaphores to leak, no resource tracker process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
-import importlib
-import io
 import logging
+import marshal
 import math
-import multiprocessing
 import os
 import pickle
+import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections import ChainMap
+from collections import Counter, deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
-import cloudpickle
-
-from ..expression import CallExpression
-from .base import Executor, JobOutcome, JobSpec, run_job
+from ..errors import ExecutorError, WorkerLost
+from .base import Executor, JobOutcome, JobSpec
+from .bundling import RunTimes, cut
+from .process_wire import FrameReader, batch_payload, frame, unsendable, write_all
+from .process_worker import BOOTSTRAP
+from .wire import outcome
 
 log = logging.getLogger("lazyflow.executors")
 
@@ -70,242 +71,98 @@ MAX_BATCH = 32
 MAX_BATCH_JOBS = 1024
 """Most jobs sent to a worker in one message, however short."""
 
-# -- pickling -------------------------------------------------------------------------
-
-
-def _own_pickling(cls: type) -> bool:
-    """Whether `cls` (or a base other than `object`) says how it pickles."""
-    names = ("__reduce__", "__reduce_ex__", "__getstate__", "__getnewargs_ex__")
-    return any(n in vars(c) for c in cls.__mro__[:-1] for n in names)
-
-
-def _reduce_call(expr: CallExpression) -> tuple[Any, ...]:
-    return (CallExpression, (expr.task, expr.args, expr.kwargs))
-
-
-_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
-
-
-def _reduce_spec(spec: JobSpec) -> tuple[Any, ...]:
-    return (JobSpec, tuple(getattr(spec, name) for name in _SPEC_FIELDS))
-
-
-# Objects that cross the boundary by the thousand get a reducer that rebuilds them by a
-# plain constructor call. A slotted object without one pickles through the generic state
-# protocol, several times slower both ways (the expressions of a big fan-out returned by
-# a task; JobSpec's generated __getstate__ is Python code). A class that defines its own
-# pickling keeps it.
-_FAST: dict[type, Any] = {}
-if not _own_pickling(CallExpression):
-    _FAST[CallExpression] = _reduce_call
-if all(f.init for f in dataclasses.fields(JobSpec)):
-    _FAST[JobSpec] = _reduce_spec
-
-
-class _Pickler(cloudpickle.Pickler):
-    """cloudpickle with the `_FAST` reducers."""
-
-    dispatch_table = ChainMap(_FAST, cloudpickle.Pickler.dispatch_table)
-
-
-def _dumps(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return buf.getvalue()
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    """`exc` if it pickles, else a RuntimeError carrying its type and message."""
-    try:
-        pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def _same(obj: Any) -> Any:
-    """Unpickles `_Batch`: the parts are already plain data."""
-    return obj
-
-
-# A part of a batch: (number of jobs, their pickled specs), or one job that could not be
-# pickled, as the exception that says why.
-_Part = tuple[int, bytes] | BaseException
-
-
-class _Batch:
-    """Jobs for one message; pickles itself when (and where) the pool pickles it.
-
-    That is in the pool's feeder thread, so cloudpickling the jobs never costs the
-    scheduler thread. The specs are pickled into bytes of their own, unpickled by the
-    worker inside `_run_batch`: an import error there fails the batch's jobs, where
-    unpickling in the pool's own receive step would kill the worker and break the pool.
-    """
-
-    __slots__ = ("specs",)
-
-    def __init__(self, specs: list[JobSpec]) -> None:
-        self.specs = specs
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        parts: list[_Part]
-        try:
-            parts = [(len(self.specs), _dumps(self.specs))]
-        except Exception:
-            parts = [self._one(spec) for spec in self.specs]  # find the job(s) at fault
-        return (_same, (parts,))
-
-    @staticmethod
-    def _one(spec: JobSpec) -> _Part:
-        try:
-            return (1, _dumps([spec]))
-        except Exception as exc:
-            return _picklable(exc)
-
-
-# -- worker side ------------------------------------------------------------------------
-
-# What a worker sends back per job, all plain values: (pickled error, remote traceback,
-# digest, pickled value, data_error, has_expressions, files, started, finished).
-_Wire = tuple[
-    bytes | None,
-    str | None,
-    bytes | None,
-    bytes | None,
-    str | None,
-    bool,
-    list[tuple[str, bool, str | None]],
-    float,
-    float,
-]
-
-
-def _error_wire(
-    exc: BaseException,
-    remote_traceback: str | None = None,
-    started: float = 0.0,
-    finished: float = 0.0,
-) -> _Wire:
-    try:
-        blob = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-    return (blob, remote_traceback, None, None, None, False, [], started, finished)
-
-
-def _run_remote(spec: JobSpec) -> _Wire:
-    out = run_job(spec)
-    if out.error is not None:
-        return _error_wire(out.error, out.remote_traceback, out.started, out.finished)
-    data = out.data
-    if out.has_expressions or data is None:
-        # Expressions (or values std-pickle cannot handle) go back by cloudpickle.
-        try:
-            data = _dumps(out.value)
-        except Exception as exc:
-            error = TypeError(
-                f"task {spec.task.name!r} returned {type(out.value).__name__}, which cannot "
-                f"be sent back from a worker process ({exc}). Return picklable values, "
-                'or run this task with executor="threads".'
-            )
-            return _error_wire(error, None, out.started, out.finished)
-    return (
-        None,
-        None,
-        out.digest,
-        data,
-        out.data_error,
-        out.has_expressions,
-        out.files,
-        out.started,
-        out.finished,
-    )
-
-
-_READY_AT = 0.0
-"""In a worker: when `_preload` finished (time.time())."""
-
-# What a worker sends back per batch: its pid, when it became ready, an outcome per job.
-_Reply = tuple[int, float, list[_Wire]]
-
-
-def _run_batch(parts: list[_Part]) -> _Reply:
-    """Worker side: run a batch's jobs, one outcome per job, in order."""
-    results: list[_Wire] = []
-    for part in parts:
-        if isinstance(part, BaseException):
-            results.append(_error_wire(part))
-            continue
-        count, blob = part
-        try:
-            specs: list[JobSpec] = pickle.loads(blob)
-        except Exception as exc:  # e.g. a task's module does not import in the worker
-            tb = "".join(traceback.format_exception(exc))
-            results.extend(_error_wire(exc, tb) for _ in range(count))
-            continue
-        results.extend(_run_remote(spec) for spec in specs)
-    return os.getpid(), _READY_AT, results
-
-
-def _preload(modules: tuple[str, ...]) -> None:
-    """Worker initializer: import the modules of the first jobs' tasks right away.
-
-    A worker would import them anyway with its first job (to unpickle the task), but
-    it would hold that job, and the jobs batched with it, while it imports; importing
-    first, it takes jobs off the shared queue only once it can run them at once, and
-    workers started together import in parallel. A module that fails to import is left
-    for its jobs to report.
-    """
-    global _READY_AT
-    for name in modules:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    _READY_AT = time.time()
-
-
-# -- scheduler side ---------------------------------------------------------------------
-
 GROW_AFTER_SECONDS = 0.5
 """Jobs waiting and none finished for this long: they are slow, start more workers."""
 
 WORKER_START_SECONDS = 0.5
 """Assumed start-up time of a worker (interpreter, imports) until one has been measured."""
 
-_POOL_INTERNALS = (
-    "_max_workers",
-    "_processes",
-    "_spawn_process",
-    "_shutdown_lock",
-    "_broken",
-    "_shutdown_thread",
-    "_executor_manager_thread_wakeup",
-)
+PREFETCH_SECONDS = 2 * BATCH_SECONDS
+"""A busy worker is sent another batch only while its queued work is measured to take
+less than this (so it never waits for the next message, and slow jobs stay here)."""
+
+STOP_SECONDS = 2.0
+"""How long cancelled workers get to exit after SIGTERM before SIGKILL."""
+
+_UNKNOWN = float("inf")
 
 
-def _unpack(wires: list[_Wire], futures: list[Future[JobOutcome]]) -> None:
-    """Runs in the pool's callback thread: unpickle results off the scheduler thread."""
-    for wire, fut in zip(wires, futures, strict=True):
-        err, tb, digest, data, data_error, has_expressions, files, started, finished = wire
-        out = JobOutcome(
-            remote_traceback=tb,
-            digest=digest,
-            data=data,
-            data_error=data_error,
-            has_expressions=has_expressions,
-            files=files,
-            started=started,
-            finished=finished,
-        )
+class _Batch:
+    """Jobs sent to a worker in one message: their specs, futures and the payload."""
+
+    __slots__ = ("cost", "futures", "payload", "specs")
+
+    def __init__(self, specs: list[JobSpec], futures: list[Future[JobOutcome]]) -> None:
+        self.specs = specs
+        self.futures = futures
+        self.payload: bytes | None = None
+        self.cost = 0.0  # expected run time, set when assigned
+
+    def pickle(self) -> list[tuple[JobSpec, Future[JobOutcome], BaseException]]:
+        """Pickle the jobs (feeder thread). A job that does not pickle is taken out of
+        the batch and returned with its error, to fail alone."""
         try:
-            if err is not None:
-                out.error = pickle.loads(err)
-            elif data is not None:
-                out.value = pickle.loads(data)
-                if has_expressions:
-                    out.data = None  # not a value for the store
-        except BaseException as exc:  # the result did not unpickle here
-            out = JobOutcome(error=exc)
-        fut.set_result(out)
+            blob = batch_payload(self.specs)
+        except Exception:
+            specs: list[JobSpec] = []
+            futures: list[Future[JobOutcome]] = []
+            failed: list[tuple[JobSpec, Future[JobOutcome], BaseException]] = []
+            for spec, fut in zip(self.specs, self.futures, strict=True):
+                try:
+                    batch_payload([spec])
+                except Exception as exc:
+                    failed.append((spec, fut, unsendable(spec, exc)))
+                else:
+                    specs.append(spec)
+                    futures.append(fut)
+            self.specs, self.futures = specs, futures
+            if specs:
+                self.payload = frame(len(specs).to_bytes(4, "big") + batch_payload(specs))
+            return failed
+        self.payload = frame(len(self.specs).to_bytes(4, "big") + blob)
+        return []
+
+
+class _Worker:
+    """One worker process, as the pool sees it (fields guarded by the pool's lock)."""
+
+    __slots__ = (
+        "batches",
+        "cost",
+        "done",
+        "lock",
+        "proc",
+        "ready",
+        "retiring",
+        "spawned",
+        "to_fd",
+    )
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.to_fd = -1  # the pipe to the worker; -1 once closed
+        self.lock = threading.Lock()  # held to write to `to_fd` or close it
+        self.ready = False  # preloaded, said so: may be sent jobs
+        self.retiring = False  # the pool is done with it: its end is not a crash
+        self.batches: deque[_Batch] = deque()  # sent, not finished (oldest first)
+        self.done = 0  # outcomes received of batches[0]
+        self.cost = 0.0  # expected run time of the batches sent
+        self.spawned = time.time()
+
+    def write(self, data: bytes) -> None:
+        with self.lock:
+            if self.to_fd < 0:
+                raise BrokenPipeError("the pipe to the worker is closed")
+            write_all(self.to_fd, data)
+
+    def close_input(self) -> None:
+        """End the worker's input (it exits when it reads the end). Exactly once: a
+        closed fd number may be reused by anything the process opens next."""
+        with self.lock:
+            if self.to_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self.to_fd)
+                self.to_fd = -1
 
 
 def _task_modules(specs: Iterable[JobSpec]) -> tuple[str, ...]:
@@ -320,8 +177,27 @@ def _task_modules(specs: Iterable[JobSpec]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _interpreter_flags() -> list[str]:
+    """The options this interpreter was started with (-X, -W, -O...), for the workers."""
+    flags = getattr(subprocess, "_args_from_interpreter_flags", None)
+    return list(flags()) if flags is not None else []
+
+
+def _death(code: int | None) -> str:
+    if code is None:
+        return "ended"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            import signal
+
+            name = signal.Signals(-code).name
+            hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+            return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
 class ProcessExecutor(Executor):
-    """Runs jobs in a pool of worker processes, started as the work warrants.
+    """Runs jobs in worker processes, started as the work warrants.
 
     `max_workers` is a ceiling. The pool starts as many workers as the first jobs sent
     to it (up to the ceiling): jobs sent together can run in parallel, and nothing is
@@ -332,56 +208,58 @@ class ProcessExecutor(Executor):
     long). A thousand tiny jobs behind one task that returns them are thus run by the one
     worker that is already warm, rather than by a second worker that would spend more
     CPU importing than the jobs need, taking it from the scheduler on a busy machine.
-    Growing relies on `ProcessPoolExecutor` internals; on a Python whose pool lacks them,
-    the pool starts workers on demand as the standard library does.
     """
 
     name = "processes"
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
-        self._pool: ProcessPoolExecutor | None = None
         self._buffer: list[tuple[JobSpec, Future[JobOutcome]]] = []
         self._buffered = 0.0  # expected run time of the jobs in `_buffer`
-        # Bookkeeping for starting workers, shared with the pool's callback thread and
-        # the watcher thread; guarded by `_cond`.
+        # Pool state, shared by the scheduler thread, the feeder, the workers' threads
+        # and the watcher; guarded by `_cond`.
         self._cond = threading.Condition()
-        self._growable = False  # `_pool` exposes the internals `_grow` needs
-        self._watching = False  # a `_watch` thread runs for `_pool`
-        self._workers = 0  # worker processes started for `_pool` (when growable)
-        self._inflight: dict[str, int] = {}  # task name -> jobs sent, not yet finished
+        self._started = False
+        self._closing = False
+        self._queue: deque[_Batch] = deque()  # batches waiting for a worker
+        self._pool: list[_Worker] = []  # workers starting or running
+        self._preload: tuple[str, ...] = ()
+        self._threads: list[threading.Thread] = []
+        self._watching = False  # a `_watch` thread runs
+        self._growable = True  # False once a worker could not be started
+        self._start_error: ExecutorError | None = None  # why, for jobs left without one
+        self._inflight: Counter[str] = Counter()  # task name -> jobs sent, not finished
         self._jobs = 0  # sum of `_inflight`
-        self._runtime: dict[str, tuple[int, float]] = {}  # task name -> (jobs, seconds)
-        # Monotonic time a batch last finished, workers started or jobs began to wait.
+        self._runtime = RunTimes(BATCH_SECONDS / MAX_BATCH, BATCH_SECONDS / MAX_BATCH_JOBS)
+        # Monotonic time a job last finished, workers started or jobs began to wait.
         self._progress = 0.0
-        self._fresh = False  # `_pool` has not been sent a job yet
-        self._spawned: dict[int, float] = {}  # pid -> time.time() it was started
+        self._fresh = False  # the pool has not been sent a job yet
         self._startup = WORKER_START_SECONDS  # seconds, last measured
 
+    @property
+    def _workers(self) -> int:
+        """Worker processes starting or running."""
+        return len(self._pool)
+
+    # -- scheduler thread ------------------------------------------------------------
     def start(self, preload: tuple[str, ...] = (), workers: int = 1) -> None:
         """Start the pool with `workers` processes (more start as the work warrants); they
         import the `preload` modules first. Optional: `flush` starts the pool if needed,
         but starting it ahead (say, while a store opens) hides some of its start-up."""
-        if self._pool is not None:
-            return
-        pool = ProcessPoolExecutor(
-            self.max_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_preload,
-            initargs=(preload,),
-        )
         with self._cond:
-            self._pool = pool
-            self._growable = all(hasattr(pool, name) for name in _POOL_INTERNALS)
-            self._inflight = {}
+            if self._started:
+                return
+            self._started = True
+            self._closing = False
+            self._preload = preload
+            self._inflight = Counter()
             self._jobs = 0
-            self._workers = 0
             self._progress = time.monotonic()
             self._fresh = True
-            self._spawned = {}
-        if self._growable:
-            self._grow(pool, min(self.max_workers, max(workers, 1)))
-        # else: the standard library's on-demand start, up to max_workers
+            self._growable = True
+            self._start_error = None
+        self._thread(self._feed, "lazyflow-pool-feeder")
+        self._grow(min(self.max_workers, max(workers, 1)))
 
     def submit(self, spec: JobSpec) -> Future[JobOutcome]:
         """Buffer the job; `flush` sends buffered jobs to the workers in batches.
@@ -392,18 +270,10 @@ class ProcessExecutor(Executor):
         """
         outer: Future[JobOutcome] = Future()
         self._buffer.append((spec, outer))
-        self._buffered += self._cost(spec.task.name)
+        self._buffered += self._runtime.cost(spec.task.name)
         if self._buffered >= 2 * BATCH_SECONDS * self.max_workers * 0.999:
             self.flush()
         return outer
-
-    def _cost(self, name: str) -> float:
-        """Expected run time of a job of task `name`, in a worker (read without the lock:
-        a stale figure only changes how jobs are batched)."""
-        ran = self._runtime.get(name)
-        if ran is None:
-            return BATCH_SECONDS / MAX_BATCH
-        return max(ran[1] / ran[0], BATCH_SECONDS / MAX_BATCH_JOBS)
 
     def flush(self) -> None:
         """Send buffered jobs: one message per batch, so tiny jobs share the IPC cost.
@@ -418,120 +288,40 @@ class ProcessExecutor(Executor):
             return
         jobs, self._buffer = self._buffer, []
         self._buffered = 0.0
-        if self._pool is None:
+        if not self._started:
             self.start(_task_modules(spec for spec, _ in jobs), workers=len(jobs))
-        elif self._fresh and self._growable and self._workers < len(jobs):
+        elif self._fresh and self._workers < len(jobs):
             # The first jobs, sent together: they can run in parallel, and nothing is
             # known about how long they take.
-            self._grow(self._pool, min(self.max_workers, len(jobs)))
+            self._grow(min(self.max_workers, len(jobs)))
         self._fresh = False
-        costs = [self._cost(spec.task.name) for spec, _ in jobs]
-        # (a hair under, so that float rounding does not spill a job into the next batch)
-        target = min(BATCH_SECONDS, sum(costs) / (2 * self.max_workers)) * 0.999
-        start, cost = 0, 0.0
-        for i, job_cost in enumerate(costs):
-            cost += job_cost
-            if cost >= target or i + 1 - start >= MAX_BATCH_JOBS or i + 1 == len(jobs):
-                batch = jobs[start : i + 1]
-                self._send([spec for spec, _ in batch], [fut for _, fut in batch])
-                start, cost = i + 1, 0.0
+        costs = [self._runtime.cost(spec.task.name) for spec, _ in jobs]
+        target = min(BATCH_SECONDS, sum(costs) / (2 * self.max_workers))
+        for start, stop in cut(costs, target, MAX_BATCH_JOBS):
+            batch = jobs[start:stop]
+            self._send([spec for spec, _ in batch], [fut for _, fut in batch])
 
     def _send(self, specs: list[JobSpec], futures: list[Future[JobOutcome]]) -> None:
-        """Submit one batch; a pool broken by a crashed worker is replaced first."""
-        pool = self._pool
-        assert pool is not None  # for mypy: flush started it
-        names = [spec.task.name for spec in specs]
+        """Queue one batch for the feeder; start the watcher if jobs now wait."""
         watch = False
         with self._cond:
             if self._jobs <= self._workers:
                 self._progress = time.monotonic()  # jobs begin to wait now, not before
-            for name in names:
-                self._inflight[name] = self._inflight.get(name, 0) + 1
-            self._jobs += len(names)
+            self._inflight.update(spec.task.name for spec in specs)
+            self._jobs += len(specs)
+            self._queue.append(_Batch(specs, futures))
+            self._cond.notify_all()
             if (
                 self._growable
                 and not self._watching
                 and self._workers < min(self.max_workers, self._jobs)
             ):
                 self._watching = watch = True
-        if watch:
-            try:
-                threading.Thread(
-                    target=self._watch, args=(pool,), name="lazyflow-pool-watch", daemon=True
-                ).start()
-            except RuntimeError:  # no thread to spare: the pool keeps the workers it has
-                with self._cond:
-                    self._watching = False
-        try:
-            inner = pool.submit(_run_batch, _Batch(specs))  # type: ignore[arg-type]
-        except BrokenProcessPool:
-            # A worker died (its jobs failed with this error): later jobs, such as
-            # retries, get a new pool rather than the same error forever.
-            self._drop_pool(pool)
-            pool.shutdown(wait=False)
-            self.start(_task_modules(specs), workers=len(specs))
-            self._fresh = False
-            self._send(specs, futures)
-            return
-        inner.add_done_callback(
-            functools.partial(self._finished, pool=pool, futures=futures, names=names)
-        )
+        if watch and not self._thread(self._watch, "lazyflow-pool-watch"):
+            with self._cond:
+                self._watching = False  # no thread to spare: keep the workers there are
 
-    def _finished(
-        self,
-        done: Future[_Reply],
-        pool: ProcessPoolExecutor,
-        futures: list[Future[JobOutcome]],
-        names: list[str],
-    ) -> None:
-        """Pool callback thread: book the batch, then resolve its jobs' futures."""
-        try:
-            pid, ready_at, wires = done.result()
-        except BaseException as exc:  # the worker died, or the batch did not pickle
-            self._book(pool, names, [])
-            for fut in futures:
-                fut.set_result(JobOutcome(error=exc))
-            return
-        self._book(pool, names, wires, pid, ready_at)
-        try:
-            _unpack(wires, futures)
-        except BaseException as exc:  # never leave a job without an outcome: runs would hang
-            for fut in futures:
-                if not fut.done():
-                    fut.set_result(JobOutcome(error=exc))
-
-    def _book(
-        self,
-        pool: ProcessPoolExecutor,
-        names: list[str],
-        wires: list[_Wire],
-        pid: int = 0,
-        ready_at: float = 0.0,
-    ) -> None:
-        """Jobs `names` of `pool` are no longer in flight; record the run times in
-        `wires`, and how long worker `pid` took to start (interpreter, lazyflow, the
-        tasks' modules) if it is its first batch."""
-        with self._cond:
-            spawned = self._spawned.pop(pid, None)
-            if spawned is not None and ready_at:
-                self._startup = max(0.05, ready_at - spawned)
-            for name, wire in zip(names, wires, strict=False):
-                started, finished = wire[7], wire[8]
-                if not finished:
-                    continue
-                count, seconds = self._runtime.get(name, (0, 0.0))
-                self._runtime[name] = (count + 1, seconds + finished - started)
-            if pool is not self._pool:
-                return  # a pool since replaced: its jobs are not counted any more
-            for name in names:
-                left = self._inflight.get(name, 0) - 1
-                if left > 0:
-                    self._inflight[name] = left
-                else:
-                    self._inflight.pop(name, None)
-            self._jobs = max(0, self._jobs - len(names))
-            self._progress = time.monotonic()
-
+    # -- growing -----------------------------------------------------------------------
     def _wanted(self) -> int:
         """How many workers the jobs in flight warrant (call with `_cond` held)."""
         workers, jobs = self._workers, self._jobs
@@ -541,84 +331,337 @@ class ProcessExecutor(Executor):
             return min(self.max_workers, jobs)  # none finished lately: the jobs are long
         known = 0.0
         for name, count in self._inflight.items():
-            ran = self._runtime.get(name)
-            if ran is not None:
-                known += count * ran[1] / ran[0]
+            mean = self._runtime.mean(name)
+            if mean is not None:
+                known += count * mean
         budget = 2 * self._startup
         if known <= budget * workers:
             return workers
         return min(self.max_workers, jobs, math.ceil(known / budget))
 
-    def _watch(self, pool: ProcessPoolExecutor) -> None:
-        """Watcher thread: start workers while jobs wait for one; exit when none wait.
-
-        It lives only while jobs wait, so it never keeps an unused pool alive.
-        """
+    def _watch(self) -> None:
+        """Watcher thread: start workers while jobs wait for one; exit when none wait."""
         while True:
             with self._cond:
-                if self._pool is pool and self._workers < min(self.max_workers, self._jobs):
+                if self._waiting():
                     self._cond.wait(GROW_AFTER_SECONDS / 2)
-                if self._pool is not pool or self._workers >= min(self.max_workers, self._jobs):
-                    self._watching = self._watching and self._pool is not pool
+                if not self._waiting():
+                    self._watching = False
                     return
                 wanted = self._wanted()
             if wanted > self._workers:
-                self._grow(pool, wanted)
+                self._grow(wanted)
 
-    def _grow(self, pool: ProcessPoolExecutor, workers: int) -> None:
-        """Have `pool` run `workers` processes, starting the missing ones now.
+    def _waiting(self) -> bool:
+        """Jobs wait for a worker that could be started (call with `_cond` held)."""
+        return (
+            self._started
+            and not self._closing
+            and self._growable
+            and self._workers < min(self.max_workers, self._jobs)
+        )
 
-        Setting the pool's private worker limit keeps it from starting processes on its
-        own (it starts one per job submitted while none is idle); its manager thread is
-        woken so that it watches the new processes for crashes.
-        """
-        p: Any = pool
-        failure: Exception | None = None
-        with p._shutdown_lock:
-            if p._broken or p._shutdown_thread:
+    def _grow(self, workers: int) -> None:
+        """Have `workers` worker processes, starting the missing ones now (each from a
+        thread of its own that then serves it, see `lifeline` on why)."""
+        with self._cond:
+            new = self._add_workers(workers)
+        self._start_workers(new)
+
+    def _add_workers(self, workers: int) -> list[_Worker]:
+        """Count in the workers `_grow` starts (call with `_cond` held)."""
+        if self._closing or not self._started:
+            return []
+        new = [_Worker() for _ in range(max(workers, 1) - len(self._pool))]
+        self._pool.extend(new)
+        if new:
+            self._progress = time.monotonic()
+        return new
+
+    def _start_workers(self, new: list[_Worker]) -> None:
+        for worker in new:
+            if not self._thread(self._serve, "lazyflow-pool-worker", worker):
+                self._lost_start(worker, RuntimeError("no thread to start a worker from"))
+
+    def _thread(self, target: Any, name: str, *args: Any) -> bool:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            return False
+        with self._cond:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        return True
+
+    # -- a worker's thread ---------------------------------------------------------------
+    def _popen(self, args: list[str], fds: tuple[int, int]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, pass_fds=fds, close_fds=True)
+
+    def _spawn(self, worker: _Worker) -> FrameReader:
+        """Start `worker`'s process and send it its hello; the reader of its outcomes."""
+        if not sys.executable:
+            raise ExecutorError(
+                "the processes executor cannot start workers: sys.executable is not set "
+                '(an embedded interpreter?). Use executor="threads".'
+            )
+        to_child, to_worker = os.pipe()
+        from_worker, to_parent = os.pipe()
+        args = [sys.executable, *_interpreter_flags(), "-c", BOOTSTRAP]
+        args += [str(to_child), str(to_parent), str(os.getpid())]
+        try:
+            worker.proc = self._popen(args, (to_child, to_parent))
+        except BaseException:
+            for fd in (to_worker, from_worker):
+                os.close(fd)
+            raise
+        finally:
+            os.close(to_child)
+            os.close(to_parent)
+        worker.to_fd = to_worker
+        with self._cond:
+            preload = self._preload
+        hello = marshal.dumps({"path": list(sys.path), "preload": list(preload)})
+        with contextlib.suppress(OSError):  # if it died at once, reading says so
+            worker.write(frame(hello))
+        return FrameReader(from_worker)
+
+    def _serve(self, worker: _Worker) -> None:
+        """A worker's thread: start it, then resolve its jobs' futures as outcomes come."""
+        try:
+            reader = self._spawn(worker)
+        except Exception as exc:
+            self._lost_start(worker, exc)
+            return
+        try:
+            self._read(worker, reader)
+        finally:
+            os.close(reader.fd)
+            assert worker.proc is not None
+            code = worker.proc.wait()
+            worker.close_input()
+            self._ended(worker, code)
+
+    def _read(self, worker: _Worker, reader: FrameReader) -> None:
+        first = True
+        while (messages := reader.read()) is not None:
+            if first:
+                _pid, ready_at = pickle.loads(messages.pop(0))
+                first = False
+                with self._cond:
+                    worker.ready = True
+                    self._startup = max(0.05, ready_at - worker.spawned)
+                    self._cond.notify_all()
+                if not messages:
+                    continue
+            self._resolve(worker, [outcome(pickle.loads(m)) for m in messages])
+
+    def _resolve(self, worker: _Worker, outcomes: list[JobOutcome]) -> None:
+        """Book the outcomes of `worker`'s oldest jobs, then resolve their futures."""
+        futures: list[Future[JobOutcome]] = []
+        names: list[str] = []
+        with self._cond:
+            for out in outcomes:
+                batch = worker.batches[0]
+                futures.append(batch.futures[worker.done])
+                name = batch.specs[worker.done].task.name
+                names.append(name)
+                self._runtime.record(name, out.started, out.finished)
+                worker.done += 1
+                if worker.done == len(batch.futures):
+                    worker.batches.popleft()
+                    worker.done = 0
+                    worker.cost -= batch.cost
+                    self._cond.notify_all()  # room for another batch
+            self._finished(names)
+        for fut, out in zip(futures, outcomes, strict=True):
+            if not fut.done():  # (a cancelled run has failed them already)
+                fut.set_result(out)
+
+    def _finished(self, names: list[str]) -> None:
+        """Jobs of tasks `names` are no longer in flight (call with `_cond` held)."""
+        self._inflight.subtract(names)
+        for name in set(names):
+            if self._inflight[name] <= 0:
+                del self._inflight[name]
+        self._jobs = max(0, self._jobs - len(names))
+        self._progress = time.monotonic()
+
+    def _lost_start(self, worker: _Worker, exc: BaseException) -> None:
+        """`worker` could not be started: keep the workers there are; with none, the
+        waiting jobs fail (they cannot run)."""
+        error = ExecutorError(f"the processes executor could not start a worker process: {exc}")
+        with self._cond:
+            if worker in self._pool:
+                self._pool.remove(worker)
+            self._growable = False
+            self._start_error = error
+            failed = [] if self._pool else list(self._queue)
+            if failed:
+                self._queue.clear()
+            self._cond.notify_all()  # a feeder waiting for room fails its batch too
+        if not failed:
+            log.warning("lazyflow: could not start more worker processes: %s", exc)
+        for batch in failed:
+            self._fail(batch, error)
+
+    def _fail(self, batch: _Batch, error: BaseException) -> None:
+        """Fail the jobs of `batch` that have no outcome yet."""
+        with self._cond:
+            self._finished([spec.task.name for spec in batch.specs])
+        for fut in batch.futures:
+            if not fut.done():
+                fut.set_result(JobOutcome(error=error))
+
+    def _ended(self, worker: _Worker, code: int | None) -> None:
+        """`worker`'s process is gone. Unless the pool retired it, it died: the job it was
+        running fails, the jobs it had not started go back to the queue, and a new worker
+        starts if none is left for them. One that died before it was ready could not
+        start (see `_lost_start`)."""
+        if not worker.ready and not worker.retiring:
+            self._lost_start(worker, RuntimeError(f"it {_death(code)} as it started"))
+            return
+        culprit: tuple[JobSpec, Future[JobOutcome]] | None = None
+        with self._cond:
+            if worker in self._pool:
+                self._pool.remove(worker)
+            batches, done = list(worker.batches), worker.done
+            worker.batches.clear()
+            self._cond.notify_all()
+            if worker.retiring:
                 return
-            p._max_workers = max(workers, 1)
-            try:
-                while len(p._processes) < p._max_workers:
-                    before, now = set(p._processes), time.time()
-                    p._spawn_process()
-                    with self._cond:
-                        self._spawned.update(dict.fromkeys(set(p._processes) - before, now))
-            except Exception as exc:  # e.g. out of processes: keep the workers there are
-                failure = exc
-                p._max_workers = max(len(p._processes), 1)
-            finally:
-                if getattr(p, "_executor_manager_thread", None) is not None:
-                    p._executor_manager_thread_wakeup.wakeup()
-            started = len(p._processes)
-        with self._cond:
-            if self._pool is pool:
-                self._workers = started
-                self._progress = time.monotonic()
-                if failure is not None:
-                    self._growable = False
-        if failure is not None:
-            if not started:
-                raise failure  # no worker at all: the jobs cannot run
-            log.warning("lazyflow: could not start more worker processes: %s", failure)
+            if batches:
+                first = batches[0]
+                culprit = (first.specs[done], first.futures[done])
+                rest = _Batch(first.specs[done + 1 :], first.futures[done + 1 :])
+                for batch in reversed((rest, *batches[1:])):
+                    if batch.specs:
+                        self._queue.appendleft(batch)  # ahead of later jobs, in order
+                self._finished([culprit[0].task.name])
+            # A replacement, if no worker is left for the jobs: counted in at once, so
+            # that the feeder never sees an empty pool that is not meant to be.
+            new = self._add_workers(1) if not self._pool and self._queue else []
+        if culprit is not None:
+            spec, fut = culprit
+            pid = worker.proc.pid if worker.proc is not None else "?"
+            error = WorkerLost(
+                f"the worker process (pid {pid}) running task {spec.task.name!r} "
+                f"{_death(code)}; this job failed, the jobs it had not started run on "
+                "another worker. A task that crashes its interpreter (a segfault in an "
+                "extension module, os._exit, running out of memory) fails like this."
+            )
+            if not fut.done():
+                fut.set_result(JobOutcome(error=error))
+        self._start_workers(new)
 
-    def _drop_pool(self, pool: ProcessPoolExecutor) -> None:
-        with self._cond:
-            if self._pool is pool:
-                self._pool = None
-                self._watching = False
-                self._cond.notify_all()  # its watcher exits
+    # -- feeder thread -----------------------------------------------------------------
+    def _feed(self) -> None:
+        """Feeder thread: pickle queued batches and hand each to a worker with room."""
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                batch = self._queue.popleft()
+            failed = batch.pickle()
+            if failed:
+                with self._cond:
+                    self._finished([spec.task.name for spec, _, _ in failed])
+                for _, fut, error in failed:
+                    fut.set_result(JobOutcome(error=error))
+            if not batch.specs:
+                continue
+            assert batch.payload is not None
+            worker = self._assign(batch)
+            if worker is None:
+                continue  # its jobs failed
+            with contextlib.suppress(OSError):  # it died: its thread deals with the jobs
+                worker.write(batch.payload)
 
+    def _assign(self, batch: _Batch) -> _Worker | None:
+        """Wait for a worker with room, and give it `batch` (None: the pool is closing)."""
+        cost = sum(self._batch_costs(batch))
+        with self._cond:
+            while True:
+                if self._closing:
+                    error: BaseException = CancelledError("the pool was shut down")
+                    break
+                if not self._pool and self._start_error is not None:
+                    error = self._start_error
+                    break
+                worker = self._room()
+                if worker is not None:
+                    worker.batches.append(batch)
+                    batch.cost = cost
+                    worker.cost += cost
+                    return worker
+                self._cond.wait()
+        self._fail(batch, error)
+        return None
+
+    def _batch_costs(self, batch: _Batch) -> Iterable[float]:
+        for spec in batch.specs:
+            mean = self._runtime.mean(spec.task.name)
+            yield _UNKNOWN if mean is None else mean
+
+    def _room(self) -> _Worker | None:
+        """An idle ready worker, else one whose queued work is short (`_cond` held)."""
+        best: _Worker | None = None
+        for worker in self._pool:
+            if not worker.ready or worker.retiring:
+                continue
+            if not worker.batches:
+                return worker
+            short = worker.cost < PREFETCH_SECONDS and len(worker.batches) < 2
+            if short and (best is None or worker.cost < best.cost):
+                best = worker
+        return best
+
+    # -- shutting down -----------------------------------------------------------------
     def shutdown(self, *, cancel: bool = False) -> None:
+        """Stop the workers: after their jobs are done, or (`cancel`) at once, failing
+        the jobs not finished with `CancelledError`."""
         if not cancel:
             self.flush()
         self._buffer = []
         self._buffered = 0.0
-        pool = self._pool
-        if pool is None:
-            return
-        self._drop_pool(pool)
-        if cancel:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-        pool.shutdown(wait=True, cancel_futures=cancel)
+        with self._cond:
+            if not self._started:
+                return
+            if not cancel:
+                while self._jobs and self._pool:
+                    self._cond.wait(0.5)
+            self._started = False
+            self._closing = True
+            pool, self._pool = self._pool, []
+            pending = [f for b in self._queue for f in b.futures]
+            self._queue.clear()
+            for worker in pool:
+                worker.retiring = True
+                pending += [f for b in worker.batches for f in b.futures]
+            self._watching = False
+            self._cond.notify_all()
+        for fut in pending:
+            if not fut.done():
+                fut.set_result(JobOutcome(error=CancelledError("the run was cancelled")))
+        self._stop(pool, kill=cancel)
+
+    def _stop(self, pool: list[_Worker], kill: bool) -> None:
+        for worker in pool:
+            if kill and worker.proc is not None:
+                with contextlib.suppress(OSError):
+                    worker.proc.terminate()
+            worker.close_input()  # end of input: the worker exits
+        deadline = time.monotonic() + STOP_SECONDS
+        for worker in pool:
+            if worker.proc is None:
+                continue
+            try:
+                worker.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+        with self._cond:
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=STOP_SECONDS)

@@ -8,24 +8,29 @@ returned the same hash), preferring calls near the consumer: a sibling under the
 parent call first, then a call of the same execution, then the most recent one.
 
 Container arguments. ``total([inc(i) for i in ...])`` passes one list that no call
-returned. Its parts are found by loading the stored list (built-in containers only) and
+returned. Its parts are found by decoding the stored list (built-in containers only) and
 hashing each item, so lineage goes through the list to the ``inc`` calls, and the
-consumers of an ``inc`` result include ``total``.
+consumers of an ``inc`` result include ``total``. The list is decoded as plain data
+(`store.values.plain_data`, which refuses every class, so no stored pickle can run code
+here); a container holding other objects is unpickled only when the provenance was
+opened with ``values=True`` (``lazyflow lineage --values``), and only if it is signed
+with one of the reader's keys.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import case, select
 
+from ..errors import StoreError
 from ..store import schema
-from ..store.sql import redact
-from .queries import Queries, _chunks, _file
+from ..store.sql import chunks, redact
+from ..store.values import plain_data, read_values
+from .queries import Queries, _file
 from .records import (
     AmbiguousPrefix,
     Call,
@@ -195,7 +200,7 @@ class Provenance(Queries):
         cands = set(hashes)
         cc = schema.call_children
         outer: set[str] = set()
-        for chunk in _chunks(sorted(cands)):
+        for chunk in chunks(sorted(cands)):
             for parent, child in self._rows(
                 select(cc.c.parent_hash, cc.c.child_hash).where(cc.c.parent_hash.in_(chunk))
             ):
@@ -214,6 +219,7 @@ class Provenance(Queries):
         )
         if not rows:
             return []
+        rows = self._writers(rows)
         by_hash: dict[str | None, list[Any]] = {}
         for r in rows:
             by_hash.setdefault(r.file_hash, []).append(r)
@@ -225,6 +231,23 @@ class Provenance(Queries):
             out += [(_file(r), calls[r.call_hash]) for r in group if r.call_hash in calls]
         out.sort(key=lambda fc: -(fc[0].created_at or 0))
         return out
+
+    def _writers(self, rows: list[Any]) -> list[Any]:
+        """The output records of calls that wrote the file, not of those that passed it
+        on: a call that returned a file it was given (``merge([f])`` returning ``f``),
+        unchanged, has it as an input of the same hash. Lineage follows such a call's
+        input instead (when no call wrote the file, every record is kept)."""
+        f = schema.files
+        passed: set[tuple[str, str | None]] = set()
+        for chunk in chunks(sorted({r.call_hash for r in rows})):
+            for ch, path, file_hash in self._rows(
+                select(f.c.call_hash, f.c.path, f.c.file_hash).where(
+                    f.c.role == "input", f.c.call_hash.in_(chunk)
+                )
+            ):
+                passed.add((ch, f"{path}\0{file_hash}"))
+        kept = [r for r in rows if (r.call_hash, f"{r.path}\0{r.file_hash}") not in passed]
+        return kept or rows
 
     # -- container parts -----------------------------------------------------------------
     def parts(self, value_hash: str) -> list[tuple[str, str]] | None:
@@ -242,16 +265,26 @@ class Provenance(Queries):
             and value.type_name in _CONTAINERS
             and (value.size is None or value.size <= _MAX_PART_BYTES)
         ):
-            data = self.store.load_value_data([value_hash]).get(value_hash)
-            if data is not None:
-                try:
-                    obj = pickle.loads(data)
-                    result = []
-                    _flatten(obj, "", result, 0)
-                except Exception:
-                    result = None
+            obj = self._container(value_hash)
+            if obj is not None:
+                result = []
+                _flatten(obj, "", result, 0)
         self._parts_cache[value_hash] = result
         return result
+
+    def _container(self, value_hash: str) -> Any:
+        """A stored container value, decoded as plain data or (with ``values=True``)
+        unpickled if signed; None when neither may or can be done."""
+        data = read_values(self.store, [value_hash]).get(value_hash)
+        if isinstance(data, bytes):
+            try:
+                return plain_data(data)
+            except Exception:  # names a class (or is damaged): not plain data
+                pass
+        if self.load_values:
+            with contextlib.suppress(StoreError):
+                return self.store.load_value(value_hash, signed_only=True)
+        return None
 
     # -- lineage -----------------------------------------------------------------------
     def lineage(self, target: str, depth: int = 5) -> Lineage:
@@ -413,8 +446,16 @@ class _LineageWalker:
             step.truncated = True
             return step
         for arg in call.args:
-            step.inputs.append(self.input(arg.name, arg.value_hash, arg.value, call, level))
-        produced = {i.producer.call.call_hash for i in step.inputs if i.producer}
+            step.inputs.append(
+                self.input(arg.name, arg.value_hash, arg.value, call, level, arg.producer)
+            )
+        # Calls already shown as producers of arguments, and the writers of the files
+        # those passed on (``merge([f])`` returning its input: its file's writer).
+        producers = [i.producer for i in step.inputs if i.producer]
+        produced = {p.call.call_hash for p in producers}
+        produced.update(
+            i.producer.call.call_hash for p in producers for i in p.inputs if i.file and i.producer
+        )
         for record in self.prov.files(call.call_hash):
             if record.role != "input":
                 continue
@@ -432,10 +473,18 @@ class _LineageWalker:
         return step
 
     def input(
-        self, name: str, value_hash: str, value: Value | None, consumer: Call, level: int
+        self,
+        name: str,
+        value_hash: str,
+        value: Value | None,
+        consumer: Call,
+        level: int,
+        recorded: str | None = None,
     ) -> Input:
         inp = Input(name=name, value_hash=value_hash, value=value)
-        producer = self._producer(inp, value_hash, consumer)
+        producer = self._recorded(inp, recorded, value_hash, consumer) or self._producer(
+            inp, value_hash, consumer
+        )
         if producer is not None:
             inp.producer = self.step(producer, level + 1)
             return inp
@@ -451,6 +500,25 @@ class _LineageWalker:
                     part.producer = self.step(p, level + 1)
                 inp.parts.append(part)
         return inp
+
+    def _recorded(
+        self, inp: Input, producer: str | None, value_hash: str, consumer: Call
+    ) -> Call | None:
+        """The recorded producer of an argument (down to the innermost call below it
+        that returned the same value: the call that made it), if it is stored; and the
+        enclosing call that passed it on, when one did (`Input.passed_by`)."""
+        if producer is None:
+            return None
+        for outer in self.prov.calls(self.prov.parents(consumer.call_hash)[:5]).values():
+            arg = next(
+                (a for a in outer.args if a.value_hash == value_hash and a.producer == producer),
+                None,
+            )
+            if arg is not None:
+                inp.passed_by = (outer, arg.name)
+                break
+        inner = self.prov._descend(producer, value_hash)
+        return self.prov.calls([inner]).get(inner) or self.prov.calls([producer]).get(producer)
 
     def _producer(self, inp: Input, value_hash: str, consumer: Call) -> Call | None:
         """The producer of an argument; when the consumer got it from the call it ran in
@@ -510,9 +578,9 @@ def _is_hex(text: str) -> bool:
 
 
 def _current_file_hash(path: str) -> str | None:
-    from ..files import File
+    from ..files import hash_now
 
     try:
-        return File(path).current_hash()
+        return hash_now(path)
     except Exception:
         return None

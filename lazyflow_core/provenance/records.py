@@ -47,6 +47,7 @@ class Execution:
     failed: int
     error: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    heartbeat_at: float | None = None  # last sign of life of a running execution
 
     @property
     def seconds(self) -> float | None:
@@ -67,6 +68,12 @@ class Job:
     attempts: int | None
     args_preview: str | None
     error: str | None
+    # The job's own result and task version (None in records older than schema 0005,
+    # where readers fall back to the call's row) and a failed job's exception.
+    result_hash: str | None = None
+    task_hash: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -91,6 +98,9 @@ class Arg:
     name: str
     value_hash: str
     value: Value | None
+    # the call whose result this argument was, as recorded (None: given, or a store
+    # older than schema 0005)
+    producer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,17 @@ class Call:
     result: Value | None = None
 
 
+@dataclass(eq=False, slots=True)
+class TaskCount:
+    """One task's jobs in an execution, by state (``done``, ``cached``, ``failed``,
+    ``running``...), and the seconds its executed jobs took in all."""
+
+    name: str
+    jobs: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class TaskVersion:
     hash: str
@@ -126,6 +147,19 @@ class FileRecord:
     path: str
     file_hash: str | None
     created_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    """A file a job's call read (``input``) or wrote (``output``); `cached` jobs reused a
+    call of an earlier execution, so they did not write it in this one."""
+
+    job_id: str
+    task_name: str
+    cached: bool
+    role: str
+    path: str
+    file_hash: str | None
 
 
 @dataclass(eq=False)
@@ -194,6 +228,8 @@ class CallNode:
     task_hash: str | None = None
     children: list[CallNode] = field(default_factory=list)
     repeated: bool = False
+    job_tags: dict[str, str] = field(default_factory=dict)  # `apply_tags(job_tags=)`
+    result_tags: dict[str, str] = field(default_factory=dict)  # tags on its result value
 
 
 @dataclass(eq=False)

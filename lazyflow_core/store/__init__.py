@@ -1,5 +1,6 @@
 """The provenance store: SQL tables, migrations, batched writer and blob storage."""
 
-from .sql import DEFAULT_URL, Store, open_store, resolve_db_url
+from ..config import DEFAULT_URL
+from .sql import Store, open_existing_store, open_store, resolve_db_url
 
-__all__ = ["DEFAULT_URL", "Store", "open_store", "resolve_db_url"]
+__all__ = ["DEFAULT_URL", "Store", "open_existing_store", "open_store", "resolve_db_url"]

@@ -3,7 +3,9 @@
 A *batch* maps a record kind ("call", "arg", "job", ...) to a list of row tuples ready for
 the database (values already pickled, previews already formatted). `apply_batch` writes
 one batch in one transaction on a plain DB-API connection (``sqlite3``, ``psycopg`` or
-``psycopg2``), with one ``executemany`` per kind.
+``psycopg2``), with one ``executemany`` per kind, following a *plan*: the statement of
+each kind, in write order, which the parent derives from `lazyflow_core.records` and the
+schema (`lazyflow_core.store.statements`) and sends along.
 
 Why a separate process can do it: on SQLite every ``executemany`` row releases and
 re-acquires the GIL around ``sqlite3_step``. A writer *thread* running next to a busy
@@ -11,15 +13,16 @@ scheduler thread then waits for the GIL on every row (a "convoy": measured at ~1
 per row instead of ~10 µs), so the two never run in parallel and the run pays for both.
 The writer process (``python batch_write.py``, started by `StoreWriter` once a run is
 big enough) receives batches on its stdin, executes each as it arrives and commits them
-together every `COMMIT_INTERVAL` (`Transaction`), on the second core.
+together every `COMMIT_INTERVAL` (longer once commits get slow: `commit_interval`)
+(`Transaction`), on the second core.
 This module therefore imports only the standard library (start-up ~30 ms; it is run as a
 script, without importing the lazyflow package) and holds no state the parent needs.
 
 Wire format, both directions: an 8-byte big-endian length, then ``m`` and a marshal
 (or ``p`` and a pickle).
-Parent to child: ``("open", module, args, kwargs, dialect, pragmas)`` first, then
+Parent to child: ``("open", module, args, kwargs, dialect, pragmas, plan)`` first, then
 ``("batch", batch)`` and ``("sync", token)``. Child to parent: ``("ready", None)`` once
-connected (or ``("failed", message)``), and ``("ack", token, errors, statements)`` after
+connected (or ``("failed", message)``), and ``("ack", token, errors, statements, lost)`` after
 every batch sent before the sync is committed. End of input (the parent closed the pipe,
 or was killed) makes the child commit what it has received and exit, so a ``kill -9`` of a
 run loses nothing that reached the pipe.
@@ -51,93 +54,34 @@ _HEADER = struct.Struct(">Q")
 # transactions cost several times less per row once the tables outgrow a few MiB.
 COMMIT_INTERVAL = 0.5
 MAX_TRANSACTION_ROWS = 200_000
+# Once the tables are big (a run of hundreds of thousands of calls), a commit of 0.5 s
+# of rows rewrites tens of MiB of scattered pages and takes a third of that time: the
+# interval then grows to COMMIT_SHARE times the last commit's duration (commits take at
+# most 1/COMMIT_SHARE of the writer's time), up to MAX_COMMIT_INTERVAL. Smaller runs,
+# whose commits are quick, keep COMMIT_INTERVAL. This bounds only what a kill of the
+# writer process itself loses: the run's own crash bound does not depend on it (the
+# process commits what it received when the run dies).
+COMMIT_SHARE = 4
+MAX_COMMIT_INTERVAL = 2.0
 
 
-def statements(dialect: str) -> dict[str, str]:
-    """The SQL of each record kind, with the dialect's placeholder."""
-    p = "?" if dialect == "sqlite" else "%s"
-
-    def ph(n: int) -> str:
-        return ", ".join([p] * n)
-
-    return {
-        "task": "INSERT INTO lf_tasks (hash, name, module, source, created_at, dependencies) "
-        f"VALUES ({ph(6)}) "
-        "ON CONFLICT (hash) DO NOTHING",
-        "call": "INSERT INTO lf_calls (call_hash, task_hash, task_name, result_hash, "
-        f"validation_hash, execution_id, job_id, created_at) VALUES ({ph(8)}) "
-        "ON CONFLICT (call_hash) DO UPDATE SET result_hash = excluded.result_hash, "
-        "validation_hash = excluded.validation_hash, execution_id = excluded.execution_id, "
-        "job_id = excluded.job_id, created_at = excluded.created_at",
-        "arg": f"INSERT INTO lf_call_args (call_hash, position, name, value_hash) VALUES ({ph(4)}) "
-        "ON CONFLICT (call_hash, position) DO UPDATE SET name = excluded.name, "
-        "value_hash = excluded.value_hash",
-        "child": "INSERT INTO lf_call_children (parent_hash, position, child_hash) "
-        f"VALUES ({ph(3)}) ON CONFLICT (parent_hash, position) DO UPDATE SET "
-        "child_hash = excluded.child_hash",
-        "value": "INSERT INTO lf_values (hash, type_name, size, preview, data, blob, created_at) "
-        f"VALUES ({ph(7)}) ON CONFLICT (hash) DO NOTHING",
-        "value_replace": "INSERT INTO lf_values (hash, type_name, size, preview, data, blob, "
-        f"created_at) VALUES ({ph(7)}) ON CONFLICT (hash) DO UPDATE SET "
-        "type_name = excluded.type_name, size = excluded.size, preview = excluded.preview, "
-        "data = excluded.data, blob = excluded.blob, created_at = excluded.created_at",
-        "vset": f"INSERT INTO lf_validation_sets (hash, tasks, files) VALUES ({ph(3)}) "
-        "ON CONFLICT (hash) DO NOTHING",
-        "file": "INSERT INTO lf_files (call_hash, role, path, file_hash, created_at) "
-        f"VALUES ({ph(5)}) ON CONFLICT (call_hash, role, path) DO UPDATE SET "
-        "file_hash = excluded.file_hash, created_at = excluded.created_at",
-        "job": "INSERT INTO lf_jobs (id, execution_id, call_hash, task_name, parent_id, status, "
-        f"cached, started_at, finished_at, attempts, args_preview, error) VALUES ({ph(12)}) "
-        "ON CONFLICT (id) DO NOTHING",
-        "execution": "INSERT INTO lf_executions (id, started_at, status, root_task, command, "
-        f"hostname, pid, jobs, cached, executed, failed) VALUES ({ph(11)}) "
-        "ON CONFLICT (id) DO NOTHING",
-        "tag": f"INSERT INTO lf_execution_tags (execution_id, key, value) VALUES ({ph(3)}) "
-        "ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value",
-        "execution_end": f"UPDATE lf_executions SET finished_at = {p}, status = {p}, "
-        f"root_call_hash = {p}, result_hash = {p}, jobs = {p}, cached = {p}, executed = {p}, "
-        f"failed = {p}, error = {p} WHERE id = {p}",
-        "children_reset": f"DELETE FROM lf_call_children WHERE parent_hash = {p}",
-    }
+def commit_interval(last_commit_seconds: float) -> float:
+    """Seconds between commits, given how long the last one took."""
+    return min(MAX_COMMIT_INTERVAL, max(COMMIT_INTERVAL, COMMIT_SHARE * last_commit_seconds))
 
 
-# Order matters: a call's value rows land in the same transaction as (or before) the call.
-ORDER = (
-    "execution",
-    "tag",
-    "task",
-    "vset",
-    "value",
-    "value_replace",
-    "children_reset",
-    "call",
-    "arg",
-    "child",
-    "file",
-    "job",
-    "execution_end",
-)
-_SORT_KEY_LEN = {
-    "call": 1,
-    "arg": 2,
-    "child": 2,
-    "value": 1,
-    "value_replace": 1,
-    "task": 1,
-    "vset": 1,
-    "file": 3,
-    "job": 1,
-    "tag": 2,
-}
+Plan = tuple[tuple[str, str, int], ...]
+"""``(kind, sql, key_length)`` per record kind, in write order (`store.statements`, built
+by the parent from the record types and the schema: this module cannot import them)."""
 
 
-def _lock_order(batch: Batch) -> None:
+def _lock_order(plan: Plan, batch: Batch) -> None:
     """Sort rows by key (keeping the last record per key) so that concurrent writers on a
     server database lock rows in the same order and cannot deadlock. SQLite has one
     writer at a time and needs none of this."""
-    for kind, keylen in _SORT_KEY_LEN.items():
+    for kind, _sql, keylen in plan:
         rows = batch.get(kind)
-        if rows and len(rows) > 1:
+        if keylen and rows and len(rows) > 1:
             unique = list({r[:keylen]: r for r in rows}.values())
             unique.sort(key=lambda r, k=keylen: tuple(str(x) for x in r[:k]))  # type: ignore[misc]
             batch[kind] = unique
@@ -184,47 +128,47 @@ def _copy_insert(cur: Any, kind: str, insert: str, rows: list[tuple[Any, ...]]) 
     return 3
 
 
-def _prepare(dialect: str, batch: Batch) -> None:
+def _prepare(dialect: str, plan: Plan, batch: Batch) -> None:
     if dialect != "sqlite":
-        _lock_order(batch)
+        _lock_order(plan, batch)
         return
     # Inserting in key order walks each B-tree once instead of jumping between random
     # pages: ~25% less CPU per row on big batches. The sort is stable, so the last
     # record of a key still wins.
-    for kind in _SORT_KEY_LEN:
+    for kind, _sql, keylen in plan:
         rows = batch.get(kind)
-        if rows and len(rows) > 1:
+        if keylen and rows and len(rows) > 1:
             rows.sort(key=_first)
 
 
-def _execute(conn: Any, dialect: str, sql: dict[str, str], batch: Batch) -> int:
+def _execute(conn: Any, dialect: str, plan: Plan, batch: Batch) -> int:
     """Run `batch`'s statements in the open transaction; the number of statements."""
     executed = 0
     cur = conn.cursor()
     copy = dialect == "postgresql" and hasattr(cur, "copy")  # psycopg 3
-    for kind in ORDER:
+    for kind, sql, keylen in plan:
         rows = batch.get(kind)
         if not rows:
             continue
-        if copy and len(rows) >= COPY_MIN_ROWS and kind in _SORT_KEY_LEN:
-            executed += _copy_insert(cur, kind, sql[kind], rows)
+        if copy and len(rows) >= COPY_MIN_ROWS and keylen:
+            executed += _copy_insert(cur, kind, sql, rows)
         else:
-            cur.executemany(sql[kind], rows)
+            cur.executemany(sql, rows)
             executed += 1
     cur.close()
     return executed
 
 
-def apply_batch(conn: Any, dialect: str, sql: dict[str, str], batch: Batch) -> int:
+def apply_batch(conn: Any, dialect: str, plan: Plan, batch: Batch) -> int:
     """Write `batch` in one transaction on the DB-API connection `conn`.
 
     Transient lock errors (SQLite busy, PostgreSQL deadlock) are retried with backoff;
     other errors propagate after a rollback. Returns the number of statements executed.
     """
-    _prepare(dialect, batch)
+    _prepare(dialect, plan, batch)
     for attempt in range(12):
         try:
-            executed = _execute(conn, dialect, sql, batch)
+            executed = _execute(conn, dialect, plan, batch)
             conn.commit()
             return executed
         except Exception as exc:
@@ -242,20 +186,22 @@ class Transaction:
     Executing each batch on arrival keeps the database work in step with the run; one
     commit per interval keeps transactions big. If anything fails, the open
     transaction is rolled back and its batches are written again one transaction each
-    (`apply_batch`, with retries), so a bad batch loses only itself.
+    (`apply_batch`, with retries), so a bad batch loses only itself (its rows are
+    counted in `lost`, which the parent reports).
     """
 
-    def __init__(self, conn: Any, dialect: str, sql: dict[str, str]) -> None:
-        self.conn, self.dialect, self.sql = conn, dialect, sql
+    def __init__(self, conn: Any, dialect: str, plan: Plan) -> None:
+        self.conn, self.dialect, self.plan = conn, dialect, plan
         self.batches: list[Batch] = []
         self.statements = 0
         self.errors: list[str] = []
+        self.lost = 0
 
     def add(self, batch: Batch) -> None:
-        _prepare(self.dialect, batch)
+        _prepare(self.dialect, self.plan, batch)
         self.batches.append(batch)
         try:
-            self.statements += _execute(self.conn, self.dialect, self.sql, batch)
+            self.statements += _execute(self.conn, self.dialect, self.plan, batch)
         except Exception:
             self._redo()
 
@@ -273,9 +219,11 @@ class Transaction:
             self.conn.rollback()
         for batch in self.batches:
             try:
-                self.statements += apply_batch(self.conn, self.dialect, self.sql, batch)
+                self.statements += apply_batch(self.conn, self.dialect, self.plan, batch)
             except Exception as exc:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                if len(self.errors) < 20:  # a full disk fails them all: the count says it
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                self.lost += sum(len(rows) for rows in batch.values())
         self.batches = []
 
 
@@ -373,24 +321,28 @@ def serve(reader: Reader, out_fd: int) -> None:
     opening = reader.read()
     if opening is None:
         return
-    _, module, args, kwargs, dialect, pragmas = opening
+    _, module, args, kwargs, dialect, pragmas, plan = opening
     try:
         conn = connect(module, args, kwargs, pragmas)
     except Exception as exc:
         _reply(out_fd, ("failed", f"{type(exc).__name__}: {exc}"))
         return
     _reply(out_fd, ("ready", None))
-    tx = Transaction(conn, dialect, statements(dialect))
+    tx = Transaction(conn, dialect, tuple(tuple(p) for p in plan))
     rows = 0
     since = 0.0
+    interval = COMMIT_INTERVAL
 
     def commit() -> None:
-        nonlocal rows
+        nonlocal rows, interval
+        started = time.monotonic()
         tx.commit()
+        if rows:
+            interval = commit_interval(time.monotonic() - started)
         rows = 0
 
     while True:
-        timeout = None if not rows else max(0.0, since + COMMIT_INTERVAL - time.monotonic())
+        timeout = None if not rows else max(0.0, since + interval - time.monotonic())
         if not reader.wait(timeout):
             commit()  # nothing new for a while: what is pending is old enough
             continue
@@ -403,20 +355,23 @@ def serve(reader: Reader, out_fd: int) -> None:
                 since = time.monotonic()
             rows += sum(len(r) for r in message[1].values()) or 1
             tx.add(message[1])
-            if rows >= MAX_TRANSACTION_ROWS or time.monotonic() - since >= COMMIT_INTERVAL:
+            if rows >= MAX_TRANSACTION_ROWS or time.monotonic() - since >= interval:
                 commit()
         else:  # sync: commit now and report
             commit()
-            _reply(out_fd, ("ack", message[1], tx.errors, tx.statements))
-            tx.errors, tx.statements = [], 0
+            _reply(out_fd, ("ack", message[1], tx.errors, tx.statements, tx.lost))
+            tx.errors, tx.statements, tx.lost = [], 0, 0
     conn.close()
     if tx.errors:
         print("lazyflow writer process: " + "; ".join(tx.errors), file=sys.stderr)
 
 
 def main() -> int:
-    # Ctrl-C reaches the whole process group; the parent handles it and still flushes.
+    # Ctrl-C reaches the whole process group, and so does SIGTERM from a shell, `timeout`
+    # or a service manager: the parent handles both and still flushes through this
+    # process, which ends when its input does (also when the parent is killed).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(Reader(sys.stdin.fileno()), sys.stdout.fileno())
     return 0
 

@@ -5,8 +5,11 @@ argument values; it points at its result value, its argument values and its chil
 Jobs are the per-execution events (this call was run, or reused, in that execution).
 Table names carry an ``lf_`` prefix so the store can share a database with other apps.
 Narrow tables keyed by hashes are ``WITHOUT ROWID`` on SQLite (one B-tree per table
-instead of two), and secondary indexes are only those the provenance queries need:
-every index is paid for on each of the millions of rows a large run inserts.
+instead of two). The wide ones that a run inserts into at random keys (``lf_calls``,
+``lf_call_args``) are rowid tables: rows are appended in insertion order and only the
+narrow key index takes the random inserts (migration 0010). Secondary indexes are only
+those the provenance queries need: every index is paid for on each of the millions of
+rows a large run inserts.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ executions = Table(
     Column("executed", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("error", Text),
+    # Set by the run's store writer every few seconds while it runs (`liveness`).
+    Column("heartbeat_at", Float),
+    Column("host_id", String(64)),
     Index("ix_lf_executions_started_at", "started_at"),
 )
 
@@ -56,6 +62,22 @@ execution_tags = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text, nullable=False),
     Index("ix_lf_execution_tags_key_value", "key", "value"),
+    sqlite_with_rowid=False,
+)
+
+entity_tags = Table(
+    "lf_tags",
+    metadata,
+    # Tags on a value (entity_id: its hash) or a job (its id), set by `apply_tags` in a
+    # run: one row per run that set it, so every such execution finds it (``log --tag``).
+    Column("entity_kind", String(8), primary_key=True),  # "value" | "job"
+    Column("entity_id", String(40), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("execution_id", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float),
+    Index("ix_lf_tags_key_value", "key", "value"),
+    Index("ix_lf_tags_execution_id", "execution_id"),
     sqlite_with_rowid=False,
 )
 
@@ -70,6 +92,9 @@ tasks = Table(
     # JSON {global name: hash} of the code and values the task reaches (explain says
     # which helper or constant changed).
     Column("dependencies", Text),
+    # JSON {global name: source} of the user's own helpers, classes and constants it
+    # reaches (explain and diff show a unified diff of the one that changed).
+    Column("dependency_sources", Text),
     Index("ix_lf_tasks_name", "name"),
 )
 
@@ -85,7 +110,6 @@ calls = Table(
     Column("job_id", String(32)),
     Column("created_at", Float),
     Index("ix_lf_calls_result_hash", "result_hash"),
-    sqlite_with_rowid=False,
 )
 
 call_args = Table(
@@ -95,8 +119,9 @@ call_args = Table(
     Column("position", Integer, primary_key=True),
     Column("name", String(255), nullable=False),
     Column("value_hash", HASH, nullable=False),
+    # The call whose result was passed as this argument (NULL: given, not computed).
+    Column("producer", HASH),
     Index("ix_lf_call_args_value_hash", "value_hash"),
-    sqlite_with_rowid=False,
 )
 
 call_children = Table(
@@ -118,6 +143,8 @@ values = Table(
     Column("data", LargeBinary),
     Column("blob", Text),
     Column("created_at", Float),
+    # the value's seal: HMAC signature ("s1:...") or checksum ("c1:..."), see `signing`
+    Column("signature", String(64)),
 )
 
 validation_sets = Table(
@@ -126,6 +153,18 @@ validation_sets = Table(
     Column("hash", HASH, primary_key=True),
     Column("tasks", Text, nullable=False),
     Column("files", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+reductions = Table(
+    "lf_reductions",
+    metadata,
+    # A call's first reduction: the expression its body returned (a stored value), so a
+    # later run whose task below changed re-evaluates it instead of running the body.
+    Column("call_hash", HASH, primary_key=True),
+    Column("value_hash", HASH, nullable=False),
+    Column("execution_id", String(32)),
+    Column("created_at", Float),
     sqlite_with_rowid=False,
 )
 
@@ -157,6 +196,39 @@ jobs = Table(
     Column("attempts", Integer),
     Column("args_preview", Text),
     Column("error", Text),
-    Index("ix_lf_jobs_execution_id", "execution_id"),
+    # The job's own result and task version: history that a later run of the same call
+    # (which rewrites its lf_calls row) never changes.
+    Column("result_hash", HASH),
+    Column("task_hash", HASH),
+    Column("error_type", String(255)),
+    Column("traceback", Text),
+    # One index serves every per-execution query. It covers the grouped counts of the
+    # execution page and the call graph (`task_counts`, `graph._aggregates`: GROUP BY
+    # task, state and parent job, in this column order, read from the index alone: on a
+    # 100k-call execution 4x faster than looking each job up), so it replaces a plain
+    # (execution_id) index rather than adding one: the same number of index writes per job.
+    Index(
+        "ix_lf_jobs_execution_groups",
+        "execution_id",
+        "task_name",
+        "cached",
+        "status",
+        "parent_id",
+        "started_at",
+        "finished_at",
+    ),
+    sqlite_with_rowid=False,
+)
+
+leases = Table(
+    "lf_leases",
+    metadata,
+    # A call some run is computing now, with cross-process dedup on (`store.leases`):
+    # other runs that need it wait for its result instead of computing it too.
+    Column("call_hash", HASH, primary_key=True),
+    Column("execution_id", String(32), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    # seconds without a heartbeat of the holder's execution after which the lease expires
+    Column("ttl", Float, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -1,10 +1,13 @@
 """Batched, asynchronous writes to the store.
 
-The scheduler thread only appends tuples to a deque (thread-safe, no lock, no I/O). A
-writer thread drains whatever has accumulated, every few milliseconds, turns it into
-database rows (pickling values, formatting argument previews: work kept off the scheduler
-thread) and writes it as one transaction with one ``executemany`` per table: group
-commit. Under load the batches grow; when idle, a record reaches the database within
+The scheduler thread only appends records (`lazyflow_core.records`, typed tuples) to a
+deque (thread-safe, no lock, no I/O). A writer thread drains whatever has accumulated,
+every few milliseconds, turns it into database rows (pickling values, formatting argument
+previews: work kept off the scheduler thread) and writes it as one transaction with one
+``executemany`` per table: group commit. The statements come from the records and the
+schema (`statements.write_plan`). The writer writes to a `WriteTarget` (how to connect,
+where blobs go), not to a `Store`: the store makes the target, the writer knows nothing
+else about it. Under load the batches grow; when idle, a record reaches the database within
 ~20 ms, so a run killed with ``kill -9`` keeps practically every call that had completed.
 
 When a run produces records fast (the scheduler thread is busy), the writer hands the
@@ -20,19 +23,33 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from .. import liveness
 from ..errors import StoreError
 from ..expression import short_repr
+from ..records import (
+    KIND_OF,
+    HeartbeatRecord,
+    JobRecord,
+    PendingValue,
+    Record,
+    ValidationSetRecord,
+    preview,
+)
+from ..values import dumps_value
 from . import batch_write
 from .batch_write import Batch
-from .sql import Store
+from .blobs import BlobStore
+from .signing import SigningKeys, seal
+from .statements import Plan, write_plan
 
 log = logging.getLogger("lazyflow.store")
 
@@ -41,11 +58,21 @@ _MAX_ROWS = 50_000
 # A drain of at least this many records (in one _POLL) means the scheduler thread is busy
 # producing them: writing them from this thread now would mostly wait for the GIL (see
 # `batch_write`). In auto mode the writer process is started then, and records are held
-# (up to HOLD_SECONDS) until it is ready, or until the run pauses or ends, when this thread
-# writes them at full speed. Runs that never get busy never start the process.
+# until it is ready (up to START_SECONDS after its start) or the run ends (a flush), then
+# sent to it. Runs that never get busy never start the process.
+#
+# Held records are not safe, and neither are records this thread is writing: they are
+# safe once committed, or once in the process's pipe. Holding until the process is up
+# (~30 ms; 0.1-0.3 s on a loaded machine) keeps that window short. Writing them here
+# instead, when the run seemed to pause, was the cause of a busy run losing its first
+# ~2,000 calls (12k records, one transaction) finished over a second before a kill: the
+# pause was the scheduler waiting for this very backlog (`wait_lag`), and the write, in
+# one transaction competing with the scheduler thread for the GIL, took over a second.
 BUSY_RECORDS = 250
-HOLD_SECONDS = 1.0
+START_SECONDS = 2.0
+COST_RECORDS = 20_000
 _MODES = ("auto", "thread", "process")
+_MAX_ERRORS = 20  # errors kept (the count of lost records covers the rest)
 
 
 def writer_mode() -> str:
@@ -58,32 +85,95 @@ def writer_mode() -> str:
     return mode
 
 
+ConnectSpec = tuple[str, list[Any], dict[str, Any], str, list[str]]
+"""How a writer process connects: (DB-API module, args, kwargs, dialect, SQLite pragmas)."""
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where a `StoreWriter` writes: what it needs of a store, and nothing more.
+
+    `connect` opens a DB-API connection for the writer thread; `process_connect` says how
+    a writer process would connect (None: it cannot, e.g. an in-memory SQLite database);
+    values larger than `blob_threshold` bytes go to `blobs` when there is one;
+    `count_statements` is told how many statements each write ran (benchmarks report it).
+    """
+
+    dialect: str
+    connect: Callable[[], Any]
+    process_connect: ConnectSpec | None
+    blobs: BlobStore | None
+    blob_threshold: int
+    count_statements: Callable[[int], None]
+    # values are sealed with these keys (None: a checksum); see `signing`
+    signing: SigningKeys | None = None
+    # a store this process cannot write: records are counted as lost, not attempted
+    read_only: bool = False
+    # validation sets the store found unreadable: written over, not skipped
+    damaged_vsets: set[str] = field(default_factory=set)
+
+
+class _Flush:
+    """A marker in the queue: `StoreWriter.flush` waits for `done`."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
 class StoreWriter:
     """A background thread that writes records in batches. Use `put`, then `close`."""
 
-    def __init__(self, store: Store, mode: str | None = None) -> None:
-        self.store = store
+    def __init__(self, target: WriteTarget, mode: str | None = None) -> None:
+        self.target = target
         self.mode = mode or writer_mode()
-        self._queue: deque[tuple[str, tuple[Any, ...]]] = deque()
-        self._sql = batch_write.statements(store.dialect)
+        self._queue: deque[Record | PendingValue | _Flush] = deque()
+        self._plan = write_plan(target.dialect)
         self._stop = False
         self._wake = threading.Event()  # flush and close do not wait out an idle poll
         self.errors: list[BaseException] = []
+        # Records that could not be stored (a failed write loses its batch; a failed
+        # blob write only its value). The run reports the count (`Scheduler.run`).
+        self.lost = 0
         self._conn: Any = None  # DB-API connection for the writes made in this thread
         self._process: WriterProcess | None = None
         self._process_failed = False
+        self._process_started = 0.0  # monotonic time the writer process was started
+        # Monotonic time before which every queued record is safe: committed, or in the
+        # writer process's pipe (it commits what it received even if this process dies).
+        self._safe_at = time.monotonic()
+        self._holding = False  # records drained from the queue, not written yet
+        self._cost = 0.0  # seconds per record this thread took to store, lately
+        self._beating: str | None = None  # the execution whose heartbeat this writes
+        self._next_beat = 0.0  # monotonic time of the next heartbeat
+        self._beat_every = liveness.HEARTBEAT_SECONDS
         self._thread = threading.Thread(target=self._loop, name="lazyflow-writer", daemon=True)
         self._thread.start()
 
-    def put(self, kind: str, row: tuple[Any, ...]) -> None:
-        """Queue one record (cheap; called on the scheduler thread)."""
-        self._queue.append((kind, row))
+    def put(self, record: Record | PendingValue) -> None:
+        """Queue one record (cheap; called on the scheduler thread). A `PendingValue` is
+        pickled by the writer thread unless it carries its bytes."""
+        self._queue.append(record)
 
-    def put_value(
-        self, value_hash: str, value: Any, data: bytes | None, replace: bool = False
-    ) -> None:
-        """Queue a value; if `data` is None the writer thread pickles `value` itself."""
-        self._queue.append(("value_replace" if replace else "value", (value_hash, value, data)))
+    def beat(self, execution_id: str, every: float | None = None) -> None:
+        """Record that `execution_id` is alive, now and every `every` seconds (None:
+        `HEARTBEAT_SECONDS`; shorter for short dedup leases) until `close` (a timer of
+        the writer thread: nothing per job)."""
+        self._beating = execution_id
+        self._beat_every = liveness.HEARTBEAT_SECONDS if every is None else every
+        self._next_beat = 0.0
+        self._wake.set()
+
+    def _heartbeat(self) -> None:
+        """Queue the heartbeat if it is due (writer thread, once per loop)."""
+        execution_id = self._beating
+        if execution_id is None or self._stop:
+            return
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self._beat_every
+            self._queue.append(HeartbeatRecord(time.time(), liveness.host_id(), execution_id))
 
     @property
     def backlog(self) -> int:
@@ -100,12 +190,30 @@ class StoreWriter:
         while len(self._queue) > records and self._thread.is_alive():
             time.sleep(0.005)
 
+    @property
+    def lag(self) -> float:
+        """How long the records queued now will have waited once they are safe in the
+        store, in seconds (0: none is waiting): how long the oldest unsafe record has
+        waited, plus the time the queue behind it takes to store at the measured rate.
+        A crash of this process loses what is not safe: records are safe once
+        committed, or once in the writer process's pipe (it commits what it received
+        when this process dies)."""
+        queued = len(self._queue)
+        if not queued and not self._holding:
+            return 0.0
+        return max(0.0, time.monotonic() - self._safe_at) + queued * self._cost
+
+    def wait_lag(self, seconds: float) -> None:
+        """Block until `lag` is under `seconds` (keeps the crash bound of a busy run)."""
+        while self.lag > seconds and self._thread.is_alive():
+            time.sleep(0.005)
+
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
-        done = threading.Event()
-        self._queue.append(("flush", (done,)))
+        marker = _Flush()
+        self._queue.append(marker)
         self._wake.set()
-        while not done.wait(0.5):
+        while not marker.done.wait(0.5):
             if not self._thread.is_alive():
                 break
 
@@ -118,70 +226,121 @@ class StoreWriter:
     # -- writer thread -------------------------------------------------------------------
     def _loop(self) -> None:
         with contextlib.suppress(Exception):  # connect while the run starts; else on use
-            self._conn = self.store.engine.raw_connection()
-        held: Batch = defaultdict(list)
+            self._conn = self.target.connect()
+        held: dict[type, list[Any]] = defaultdict(list)
         held_n = 0
-        held_since = 0.0
+        safe_at = self._safe_at  # what is safe once the held records are written
         try:
             while True:
+                self._heartbeat()
+                now = time.monotonic()
                 if not self._queue:
-                    if held_n:  # nothing new for a poll: the run paused; write now
+                    if held_n and self._process_coming():
+                        time.sleep(_POLL / 4)  # the writer process is on its way: wait
+                    elif held_n:  # nothing new for a poll: the run paused; write now
                         held_n = self._write_held(held, held_n)
+                        self._safe(safe_at)
                     elif self._stop:
                         return
                     else:
+                        self._safe_at = now  # all put before `now` is safe
                         self._wake.wait(_POLL)
                         self._wake.clear()
                     continue
-                waiters: list[threading.Event] = []
-                n = 0
                 if not held_n:
-                    held_since = time.monotonic()
-                while self._queue and n < _MAX_ROWS:
-                    kind, row = self._queue.popleft()
-                    if kind == "flush":
-                        waiters.append(row[0])
-                        break
-                    held[kind].append(row)
-                    n += 1
+                    safe_at = self._safe_at
+                self._holding = True
+                n, flush = self._drain(held)
+                if not self._queue or flush is not None:
+                    safe_at = now  # once these are written, all put before `now` is
                 held_n += n
-                busy = n >= BUSY_RECORDS and not waiters
-                if busy and self.mode == "auto":
-                    self._start_process()
-                process = self._ready_process()
-                if (
-                    busy
-                    and process is None
-                    and self._process is not None
-                    and time.monotonic() - held_since < HOLD_SECONDS
-                ):
-                    time.sleep(_POLL)  # hold them until the writer process is up
+                if flush is None and self._hold(n >= BUSY_RECORDS):
+                    time.sleep(_POLL / 4)  # hold them until the writer process is up
                     continue
+                started, written = time.monotonic(), held_n
                 held_n = self._write_held(held, held_n)
-                try:
-                    if waiters:
-                        self._sync()
-                except BaseException as exc:
-                    log.error("lazyflow store write failed: %s", exc)
-                    self.errors.append(exc)
-                for w in waiters:
-                    w.set()
-                if process is not None and n < BUSY_RECORDS and not waiters:
+                self._safe(safe_at)
+                self._measure(written, time.monotonic() - started)
+                if flush is not None:
+                    self._sync()
+                    flush.done.set()  # (after errors, too: they are in `errors`)
+                elif self.uses_process and n < BUSY_RECORDS:
                     time.sleep(_POLL / 4)  # let records gather: fewer, bigger messages
         finally:
             self._shutdown()
 
-    def _write_held(self, held: Batch, n: int) -> int:
+    def _measure(self, records: int, seconds: float) -> None:
+        """Fold a write's time per record into `_cost`: a moving average over the last
+        ~`COST_RECORDS` records (a send to the writer process is quick until its pipe
+        fills, then it waits for the process: only an average says how fast it goes)."""
+        if records:
+            weight = records / (records + COST_RECORDS)
+            self._cost += weight * (seconds / records - self._cost)
+
+    def _safe(self, safe_at: float) -> None:
+        """The held records are written: records put before `safe_at` are safe."""
+        self._safe_at = max(self._safe_at, safe_at)
+        self._holding = False
+
+    def _drain(self, held: dict[type, list[Any]]) -> tuple[int, _Flush | None]:
+        """Move queued records into `held` by type, up to `_MAX_ROWS` or a flush marker
+        (returned: everything before it must be committed before it is released)."""
+        queue = self._queue
+        n = 0
+        while queue and n < _MAX_ROWS:
+            record = queue.popleft()
+            cls = type(record)
+            if cls is _Flush:
+                return n, record  # type: ignore[return-value]
+            held[cls].append(record)
+            n += 1
+        return n, None
+
+    def _hold(self, busy: bool) -> bool:
+        """Whether to hold records a little longer: the writer process (started now if
+        the run is `busy`, in auto mode) is on its way but not up yet."""
+        if busy and self.mode == "auto":
+            self._start_process()
+        return self._process_coming()
+
+    def _process_coming(self) -> bool:
+        """The writer process was started, is not up yet, and may still come up (see
+        `START_SECONDS`): what is held waits for it rather than being written here."""
+        if self._process is None or self._ready_process() is not None:
+            return False
+        # (_ready_process drops a process that failed to start)
+        starting = time.monotonic() - self._process_started < START_SECONDS
+        return self._process is not None and starting
+
+    def _write_held(self, held: dict[type, list[Any]], n: int) -> int:
         """Write the held records (emptying `held`); returns the new held count, 0."""
         if n:
-            batch = {kind: rows for kind, rows in held.items() if rows}
+            records = {cls: rows for cls, rows in held.items() if rows}
             held.clear()
+            if self.target.read_only:  # nothing can be written: count, do not try
+                self.lost += n
+                return 0
             try:
-                self._write(self._rows(batch))
+                batch = self._rows(records)
             except BaseException as exc:
-                log.error("lazyflow store write failed: %s", exc)
-                self.errors.append(exc)
+                self._failed(exc, n)
+                return 0
+            try:
+                self._write(batch)
+            except BaseException as exc:
+                self._failed(exc, sum(len(rows) for rows in batch.values()))
         return 0
+
+    def _failed(self, exc: BaseException, records: int) -> None:
+        """`records` were not stored because of `exc`. The first failure is logged now;
+        the run reports the total at its end (a full disk fails every batch)."""
+        if not self.errors:
+            log.error("lazyflow store write failed: %s", exc)
+        else:
+            log.debug("lazyflow store write failed: %s", exc)
+        self.lost += records
+        if len(self.errors) < _MAX_ERRORS:
+            self.errors.append(exc)
 
     def _shutdown(self) -> None:
         if self._process is not None:
@@ -195,47 +354,69 @@ class StoreWriter:
                 self._conn.close()
             self._conn = None
 
-    def _rows(self, batch: Batch) -> Batch:
-        """Records as database rows: what needs the Python objects happens here."""
-        if "job" in batch:
-            batch["job"] = [(*r[:10], str(r[10]), r[11]) for r in batch["job"]]
-        if "value" in batch:
-            batch["value"] = self._value_rows(batch["value"])
-        if "value_replace" in batch:
-            batch["value_replace"] = self._value_rows(batch["value_replace"])
+    def _rows(self, records: dict[type, list[Any]]) -> Batch:
+        """Records as database rows, plain tuples by kind name (what ``marshal`` sends):
+        what needs the Python objects (pickling values, formatting previews) happens here."""
+        batch: Batch = {}
+        for cls, rows in records.items():
+            if cls is PendingValue:
+                batch.update(self._value_rows(rows))
+            elif cls is ValidationSetRecord and self.target.damaged_vsets:
+                damaged = self.target.damaged_vsets
+                batch["vset"] = [tuple(r) for r in rows if r.hash not in damaged]
+                batch["vset_replace"] = [tuple(r) for r in rows if r.hash in damaged]
+                damaged.difference_update(r.hash for r in rows)
+            elif cls is JobRecord:  # fields as in JobRecord, the preview formatted
+                batch["job"] = [(*r[:10], preview(r[10]), *r[11:]) for r in rows]
+            else:
+                batch[KIND_OF[cls].name] = list(map(tuple, rows))
         return batch
 
-    def _value_rows(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        out = []
+    def _value_rows(self, pending: list[PendingValue]) -> Batch:
+        """`ValueRecord` (or, for `replace`, `ValueReplaceRecord`) rows of the values:
+        pickled here if need be, sealed (`signing.seal`: an HMAC with the store's key, else
+        a checksum), large ones written to blobs. A value whose blob cannot be written
+        is lost alone, not with the batch."""
+        out: Batch = {"value": [], "value_replace": []}
         now = time.time()
-        blobs = self.store.blobs
-        seen: set[str] = set()
-        for value_hash, value, data in rows:
-            if value_hash in seen:
+        seen: set[tuple[str, bool]] = set()
+        for value_hash, value, data, replace in pending:
+            if (value_hash, replace) in seen:
                 continue
-            seen.add(value_hash)
-            if data is None:
-                try:
-                    data = pickle.dumps(value, protocol=5)
-                except Exception:
-                    data = None
-            blob = None
-            if data is not None and blobs is not None and len(data) > self.store.blob_threshold:
-                blob = blobs.put(value_hash, data)
-                data = None
-            size = len(data) if data is not None else None
-            out.append(
-                (
-                    value_hash,
-                    type(value).__qualname__[:255],
-                    size,
-                    short_repr(value, 200),
-                    data,
-                    blob,
-                    now,
-                )
-            )
-        return out
+            seen.add((value_hash, replace))
+            try:
+                row = self._value_row(value_hash, value, data, replace, now)
+            except Exception as exc:
+                self._failed(StoreError(f"value {value_hash[:12]} not stored: {exc}"), 1)
+                continue
+            out["value_replace" if replace else "value"].append(row)
+        return {kind: rows for kind, rows in out.items() if rows}
+
+    def _value_row(
+        self, value_hash: str, value: Any, data: bytes | None, replace: bool, now: float
+    ) -> tuple[Any, ...]:
+        if data is None:
+            try:
+                data = dumps_value(value)  # cloudpickle fallback, as for results
+            except Exception:
+                data = None  # recorded without bytes: a later run cannot reuse it
+        sealed = None if data is None else seal(self.target.signing, value_hash, data)
+        blob = None
+        blobs = self.target.blobs
+        if data is not None and blobs is not None and len(data) > self.target.blob_threshold:
+            blob = blobs.put(value_hash, data, replace=replace)  # replace: it was damaged
+            data = None
+        size = len(data) if data is not None else None
+        return (
+            value_hash,
+            type(value).__qualname__[:255],
+            size,
+            short_repr(value, 200),
+            data,
+            blob,
+            now,
+            sealed,
+        )
 
     def _write(self, batch: Batch) -> None:
         process = self._ready_process()
@@ -247,21 +428,23 @@ class StoreWriter:
                 self._process_failed = True
                 self._process = None
                 self.errors.extend(StoreError(e) for e in process.close())
-                self.errors.append(
-                    StoreError(f"the lazyflow writer process stopped ({exc}); writing in-process")
+                self._failed(
+                    StoreError(f"the lazyflow writer process stopped ({exc}); writing in-process"),
+                    process.sent,
                 )
         if self._conn is None:
-            self._conn = self.store.engine.raw_connection()
-        self.store.statements += batch_write.apply_batch(
-            self._conn, self.store.dialect, self._sql, batch
+            self._conn = self.target.connect()
+        self.target.count_statements(
+            batch_write.apply_batch(self._conn, self.target.dialect, self._plan, batch)
         )
 
     def _start_process(self) -> None:
         """Start the writer process (once; it connects while records keep coming)."""
         if self._process is not None or self._process_failed or self.mode == "thread":
             return
+        self._process_started = time.monotonic()
         try:
-            self._process = WriterProcess.start(self.store)
+            self._process = WriterProcess.start(self.target, self._plan)
         except Exception as exc:
             log.info("lazyflow: writing in-process (no writer process: %s)", exc)
         if self._process is None:
@@ -290,15 +473,17 @@ class StoreWriter:
         if process is None or not process.unacknowledged:
             return
         try:
-            errors, statements = process.sync()
-        except OSError as exc:
+            errors, statements, lost = process.sync()
+        except Exception as exc:
             self._process_failed = True
             self._process = None
             self.errors.extend(StoreError(e) for e in process.close())
-            self.errors.append(StoreError(f"the lazyflow writer process stopped: {exc}"))
+            # what it had not acknowledged may not have been committed
+            self._failed(StoreError(f"the lazyflow writer process stopped: {exc}"), process.sent)
             return
-        self.store.statements += statements
-        self.errors.extend(StoreError(e) for e in errors)
+        self.target.count_statements(statements)
+        self.errors.extend(StoreError(e) for e in errors[: max(0, _MAX_ERRORS - len(self.errors))])
+        self.lost += lost
 
 
 class WriterProcess:
@@ -311,13 +496,14 @@ class WriterProcess:
         self.reader = batch_write.Reader(proc.stdout.fileno())
         self.ready = False
         self.unacknowledged = False
+        self.sent = 0  # rows sent since the last acknowledged sync
         self._token = 0
 
     @classmethod
-    def start(cls, store: Store) -> WriterProcess | None:
-        """Start a writer process for `store`, or None where it cannot write to it."""
-        target = connect_spec(store)
-        if target is None or not sys.executable or sys.platform == "win32":
+    def start(cls, target: WriteTarget, plan: Plan) -> WriterProcess | None:
+        """Start a writer process for `target`, or None where it cannot write to it."""
+        spec = target.process_connect
+        if spec is None or not sys.executable or sys.platform == "win32":
             return None
         proc = subprocess.Popen(
             [sys.executable, batch_write.__file__],
@@ -331,7 +517,7 @@ class WriterProcess:
 
             # A 1 MiB pipe (Linux; the default is 64 KiB) holds a few thousand records.
             fcntl.fcntl(self.stdin, fcntl.F_SETPIPE_SZ, 1 << 20)
-        batch_write.send(self.stdin, ("open", *target))
+        batch_write.send(self.stdin, ("open", *spec, plan))
         return self
 
     def poll_ready(self, block: bool) -> str | None:
@@ -349,10 +535,12 @@ class WriterProcess:
 
     def send(self, batch: Batch) -> None:
         self.unacknowledged = True  # batches sent since the last acknowledged sync
+        self.sent += sum(len(rows) for rows in batch.values())
         batch_write.send(self.stdin, ("batch", batch))
 
-    def sync(self) -> tuple[list[str], int]:
-        """Errors and statement count of everything committed since the last sync."""
+    def sync(self) -> tuple[list[str], int, int]:
+        """Errors, statement count and rows lost (failed writes) of everything sent
+        since the last sync, once it is committed."""
         self._token += 1
         batch_write.send(self.stdin, ("sync", self._token))
         while True:
@@ -361,7 +549,8 @@ class WriterProcess:
                 raise OSError(f"writer process exited with code {self.proc.wait()}")
             if message[0] == "ack" and message[1] == self._token:
                 self.unacknowledged = False  # everything sent is committed
-                return list(message[2]), int(message[3])
+                self.sent = 0
+                return list(message[2]), int(message[3]), int(message[4])
 
     def close(self, wait: bool = True) -> list[str]:
         """End input: the process commits what it has and exits. With `wait`, wait for
@@ -387,27 +576,3 @@ class WriterProcess:
             errors.append(f"the lazyflow writer process exited with code {code}")
         self.proc.stdout.close()
         return errors
-
-
-def connect_spec(store: Store) -> tuple[str, list[Any], dict[str, Any], str, list[str]] | None:
-    """How a writer process connects to `store`: (DB-API module, args, kwargs, dialect,
-    SQLite pragmas), or None for stores it cannot write (in-memory SQLite, other drivers)."""
-    engine = store.engine
-    dialect = engine.dialect
-    if dialect.name == "sqlite":
-        path = store.sqlite_path
-        if path is None or engine.url.query:
-            return None
-        return (
-            "sqlite3",
-            [path],
-            {"timeout": 60},
-            "sqlite",
-            ["PRAGMA busy_timeout=60000", "PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-65536"],
-        )
-    if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
-        args, kwargs = dialect.create_connect_args(engine.url)
-        kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool))}
-        kwargs.setdefault("connect_timeout", 10)
-        return dialect.driver, list(args), kwargs, "postgresql", []
-    return None

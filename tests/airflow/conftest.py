@@ -43,10 +43,15 @@ else:
     _dags.mkdir()
     (_dags / "tests").symlink_to(HERE / "dags", target_is_directory=True)
     (_dags / "examples").symlink_to(REPO / "examples" / "airflow", target_is_directory=True)
+    for _site in ("site_a", "site_b"):  # one DAG file at two paths (see moved/lf_moved.py)
+        (_dags / _site).mkdir()
+        shutil.copy(HERE / "moved" / "lf_moved.py", _dags / _site / "lf_moved.py")
     os.environ.update(
         {
             "AIRFLOW_HOME": str(AIRFLOW_HOME),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Airflow queues asset-triggered runs of unpaused DAGs only (test_assets).
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(_dags),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 
-def test_openlineage_complete_event_lists_file_inputs_and_outputs(
+def test_openlineage_complete_event_lists_inputs_results_and_intermediate_files(
     airflow_db: Path, tmp_path: Path
 ) -> None:
-    """`airflow dags test` with a file transport: the COMPLETE event names both files.
+    """`airflow dags test` with a file transport: the COMPLETE event names the input, the
+    result file and the intermediate file of an inner call.
 
     Runs in a subprocess because OpenLineage decides once per process whether it is on.
     """
@@ -39,6 +40,7 @@ def test_openlineage_complete_event_lists_file_inputs_and_outputs(
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (lineage_dir / "upper.txt").read_text() == "HELLO LINEAGE"
+    assert (lineage_dir / "count.txt").read_text() == "13"
 
     complete = [
         e
@@ -50,8 +52,10 @@ def test_openlineage_complete_event_lists_file_inputs_and_outputs(
     assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [
         ("file", str(lineage_dir / "in.txt"))
     ]
+    # The result (count.txt) and the intermediate file an inner call wrote (upper.txt).
     assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [
-        ("file", str(lineage_dir / "upper.txt"))
+        ("file", str(lineage_dir / "count.txt")),
+        ("file", str(lineage_dir / "upper.txt")),
     ]
     assert event["run"]["facets"]["externalQuery"]["source"] == "lazyflow"
 

@@ -91,9 +91,15 @@ def test_retry_reruns_only_the_failed_call(
 
 
 def test_import_error_and_bad_arguments_fail_without_retry(
-    run_dag: Any, counter_dir: Path, executions: Any, tmp_path: Path
+    run_dag: Any,
+    counter_dir: Path,
+    executions: Any,
+    xcom: Any,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """Import, argument, hashing and executor errors raise AirflowFailException: no retry."""
+    """Import, argument, hashing, executor and connection errors raise AirflowFailException
+    (no retry), and each still pushes a failed lazyflow_summary naming the problem."""
     dr = run_dag("lf_fail_fast", db=f"sqlite:///{tmp_path}/lf.db", counter_dir=counter_dir)
 
     assert run_dag.states(dr) == {
@@ -101,8 +107,23 @@ def test_import_error_and_bad_arguments_fail_without_retry(
         "bad_args": (FAILED, 1),
         "unhashable_arg": (FAILED, 1),
         "unknown_executor": (FAILED, 1),
+        "missing_connection": (FAILED, 1),
+        "bad_typed_arg": (FAILED, 1),
     }
     assert executions(counter_dir, "square") == 0
+    reasons = {
+        "bad_import": "lazyflow_no_such_module",
+        "bad_args": "no_such_argument",
+        "unhashable_arg": "lock",
+        "unknown_executor": "no_such_executor",
+        "missing_connection": "lazyflow_no_such_connection",
+        "bad_typed_arg": "'x' = 'not a number' is not an integer",
+    }
+    for task_id, reason in reasons.items():
+        summary = xcom(dr, task_id, "lazyflow_summary")
+        assert summary["status"] == "failed", (task_id, summary)
+        assert reason in summary["error"], (task_id, summary["error"])
+    assert "XCom not found" not in "".join(capfd.readouterr())
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
@@ -115,8 +136,10 @@ def test_connection_supplies_the_store(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """Without db=, the store is the Airflow connection lazyflow_default (type lazyflow)."""
+    """Without db=, the store is the Airflow connection lazyflow_default (type lazyflow);
+    the log says how to inspect the run with a command that works as printed."""
     if store == "sqlite":
         url = f"sqlite:///{tmp_path}/from_conn.db"
         conn = {"conn_type": "lazyflow", "extra": {"db": url}}
@@ -124,14 +147,34 @@ def test_connection_supplies_the_store(
     else:  # built from the connection's fields, as a PostgreSQL central cache would be
         url = request.getfixturevalue("pg_url")
         database = url.rsplit("/", 1)[1]
+        # (the local server trusts every login, so any password works)
         monkeypatch.setenv(
             "AIRFLOW_CONN_LAZYFLOW_DEFAULT",
-            f"lazyflow://postgres@127.0.0.1:5432/{database}?dialect=postgresql%2Bpsycopg",
+            f"lazyflow://postgres:s3cret@127.0.0.1:5432/{database}?dialect=postgresql%2Bpsycopg",
         )
 
     dr = run_dag("lf_conn", counter_dir=counter_dir)
 
     assert run_dag.states(dr)["lf"] == (SUCCESS, 1)
+    execution_id = xcom_record(counter_dir, "conn")["summary"]["execution_id"]
+    hint = next(
+        line for line in "".join(capfd.readouterr()).splitlines() if "inspect it with" in line
+    )
+    assert "***" not in hint and "s3cret" not in hint
+    if store == "postgres":  # the password stays in the connection: the command names it
+        command = f"python -m lazyflow_airflow --conn-id lazyflow_default log {execution_id}"
+        assert command in hint
+        shown = subprocess.run(
+            [sys.executable, *command.split()[1:]],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=180,
+        )
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert execution_id in shown.stdout
+    else:
+        assert f"lazyflow log {execution_id} --db '{url}'" in hint
     assert xcom_record(counter_dir, "conn")["value"] == 0 + 1 + 4
     assert executions(counter_dir, "square") == 3
     # The run's calls are in that store: running the workflow there is fully cached.
@@ -142,6 +185,40 @@ def test_connection_supplies_the_store(
         assert sched.run(wf(3, str(counter_dir))) == 5
     assert sched.last_run is not None and sched.last_run.executed == 0
     assert executions(counter_dir, "square") == 3
+
+
+def test_the_connection_carries_the_signing_key(
+    run_dag: Any,
+    counter_dir: Path,
+    executions: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """extra["signing_key"] signs every value the run stores; a reader without the key
+    finds nothing it may reuse, one with it reuses everything."""
+    from sqlalchemy import text
+
+    from lazyflow_core import Scheduler, load_task
+    from lazyflow_core.store.signing import key_id
+
+    key = "airflow-team-key-0123456789"
+    url = f"sqlite:///{tmp_path}/signed.db"
+    conn = {"conn_type": "lazyflow", "extra": {"db": url, "signing_key": key}}
+    monkeypatch.setenv("AIRFLOW_CONN_LAZYFLOW_DEFAULT", json.dumps(conn))
+
+    dr = run_dag("lf_conn", counter_dir=counter_dir)
+
+    assert run_dag.states(dr)["lf"] == (SUCCESS, 1)
+    wf = load_task(f"{Path(__file__).parent / 'workflows.py'}:sum_of_squares")
+    with Scheduler(db=url, signing_key=key) as sched:
+        seals = sched.store.query(text("SELECT DISTINCT substr(signature, 1, 11) FROM lf_values"))
+        assert [s for (s,) in seals] == [f"s1:{key_id(key.encode())}"]
+        assert sched.run(wf(3, str(counter_dir))) == 5
+        assert sched.last_run is not None and sched.last_run.executed == 0
+    with Scheduler(db=url, signing_key="some-other-key-0123456789") as other:
+        assert other.run(wf(3, str(counter_dir))) == 5
+        assert other.last_run is not None and other.last_run.cached == 0
+    assert executions(counter_dir, "square") == 6
 
 
 def test_non_json_result_is_pushed_as_reference(
@@ -251,7 +328,11 @@ def test_execution_is_tagged_and_linked_from_the_task(
     assert xcom(dr, "lf", "_link_LazyFlowExecutionLink") == (
         f"https://viz.example/runs/{execution_id}.html"
     )
-    assert "<svg" in (tmp_path / "views" / f"{execution_id}.html").read_text()
+    for thread in threading.enumerate():  # the page is rendered after the task
+        if thread.name == f"lazyflow-viz-{execution_id[:8]}":
+            thread.join(timeout=120)
+    page = (tmp_path / "views" / f"{execution_id}.html").read_text()
+    assert 'id="lf-graph-data"' in page and "cytoscape" in page  # the viz front end, inlined
     listed = _lazyflow_cli(
         "log", "--db", db, "--json", "--tag", "dag_id=lf_basic", "--tag", f"run_id={dr.run_id}"
     )
@@ -265,3 +346,54 @@ def _lazyflow_cli(*args: str) -> str:
     return subprocess.run(
         [str(script), *args], check=True, capture_output=True, text=True, timeout=60
     ).stdout
+
+
+def test_execution_timeout_records_the_jobs_that_ran(
+    run_dag: Any, counter_dir: Path, tmp_path: Path, xcom: Any
+) -> None:
+    """A chain of 1.5 s calls on threads under a 2.5 s execution_timeout: the call that
+    finished is in the summary and in the store; the call running at the timeout may
+    finish (a thread cannot be stopped), no later call starts."""
+    import json
+    import subprocess
+    import sys
+
+    db = f"sqlite:///{tmp_path}/lf.db"
+    dr = run_dag("lf_timeout", db=db, counter_dir=counter_dir)
+    assert run_dag.states(dr)["lf"][0] == FAILED
+    summary = xcom(dr, "lf", "lazyflow_summary")
+    assert summary["status"] in ("cancelled", "failed"), summary
+    assert summary["jobs"] >= 1 and summary["executed"] >= 1, summary
+    time.sleep(3.5)  # two more naps, had the chain gone on
+    assert len(list(counter_dir.glob("nap-*"))) <= 2
+    lazyflow = Path(sys.executable).with_name("lazyflow")
+    found = subprocess.run(
+        [lazyflow, "log", "--db", db, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    [execution] = json.loads(found.stdout)
+    assert execution["jobs"] >= 1, execution
+
+
+def test_executor_named_in_the_project_config(
+    run_dag: Any,
+    counter_dir: Path,
+    tmp_path: Path,
+    xcom: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """executor="local4" is found in the lazyflow.toml of the working directory."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "lazyflow.toml").write_text(
+        '[executors.local4]\ntype = "threads"\nmax_workers = 4\n'
+    )
+    monkeypatch.chdir(project)
+    dr = run_dag("lf_config_executor", db=f"sqlite:///{tmp_path}/lf.db", counter_dir=counter_dir)
+
+    assert run_dag.states(dr)["lf"] == ("success", 1)
+    summary = xcom(dr, "lf", "lazyflow_summary")
+    assert summary["status"] == "done" and summary["executed"] == 3 + 2

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from lazyflow_airflow.results import fits_in_xcom, is_json_friendly, is_result_ref, load_result
+from lazyflow_core import LazyflowError
+from lazyflow_core.integration import IntegrationTypeError, IntegrationValueError
 
 
 @pytest.mark.parametrize(
@@ -57,5 +59,24 @@ def test_load_result_reads_a_reference_from_the_store(tmp_path: Path) -> None:
 
 def test_reference_with_hidden_password_asks_for_the_url() -> None:
     ref = {"lazyflow_ref": "ab" * 20, "db": "postgresql+psycopg://u:***@h/db", "conn_id": None}
-    with pytest.raises(ValueError, match="load_result\\(ref, db="):
+    with pytest.raises(IntegrationValueError, match="load_result\\(ref, db=") as info:
         load_result(ref)
+    assert isinstance(info.value, ValueError)  # what callers caught before
+
+
+@pytest.mark.parametrize(
+    ("workflow", "kind", "message"),
+    [
+        ("tests.airflow.workflows", IntegrationValueError, r"workflow='tests.airflow.workflows'"),
+        (42, IntegrationTypeError, r"workflow=42\): expected a lazyflow Task .* not a int"),
+    ],
+    ids=["reference", "type"],
+)
+def test_a_bad_workflow_argument_fails_at_parse_time(
+    workflow: Any, kind: type[Exception], message: str
+) -> None:
+    from lazyflow_airflow import LazyFlowOperator
+
+    with pytest.raises(kind, match=message) as info:
+        LazyFlowOperator(task_id="t", workflow=workflow)
+    assert isinstance(info.value, LazyflowError)

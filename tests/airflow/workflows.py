@@ -103,3 +103,50 @@ def sleepy(seconds: float, pid_file: str) -> str:
 @task
 def double(total: int) -> int:
     return total * 2
+
+
+@task
+def explode(counter_dir: str) -> int:
+    _count(counter_dir, "explode")
+    raise ValueError("exploded on purpose")
+
+
+@task
+def squares_then_fail(n: int, counter_dir: str) -> int:
+    """n squares, then a call that fails: many job events before the failure."""
+    return add_all([square(i, counter_dir) for i in range(n)] + [explode(counter_dir)], counter_dir)
+
+
+@task
+def head_lines(src: File, n: int, shout: bool = False) -> list[str]:
+    """The first n lines of a file (typed parameters that templates render as strings)."""
+    lines = src.read().splitlines()[:n]
+    return [line.upper() for line in lines] if shout else lines
+
+
+@task
+def count_chars(src: File, out_dir: str) -> File:
+    out = File(os.path.join(out_dir, "count.txt"))
+    return out.write(str(len(src.read())))
+
+
+@task
+def upper_then_count(src: File, out_dir: str) -> File:
+    """in.txt -> upper.txt (intermediate) -> count.txt (the result)."""
+    return count_chars(copy_upper(src, out_dir), out_dir)
+
+
+@task
+def nap(i: int, seconds: float, counter_dir: str, previous: int | None = None) -> int:
+    time.sleep(seconds)
+    _count(counter_dir, f"nap-{i}")
+    return i
+
+
+@task
+def naps(n: int, seconds: float, counter_dir: str) -> int | None:
+    """A chain of n naps, each waiting for the previous one (for timeout tests)."""
+    last = None
+    for i in range(n):
+        last = nap(i, seconds, counter_dir, last)
+    return last

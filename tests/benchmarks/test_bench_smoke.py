@@ -5,9 +5,13 @@ process per case) and asserts the results are correct: the runner checks every v
 against the case's ``expect`` (sums, call counts, executed/cached counts), so a wrong
 result shows up as an error here. Times are never asserted.
 
-lazyflow's own scenarios are mandatory. redun and Airflow are baselines, not project
-features: their cases skip when ``.venv-redun`` (created by ``make bench``) or Airflow is
-absent. PostgreSQL uses the shared ``_pg_server`` fixture (skips locally, fails under CI).
+lazyflow's own scenarios are mandatory, and so are the floor and the start-up ones. The
+peers (redun, dask.delayed, dask.distributed, joblib, Hamilton, Prefect) and Airflow are
+baselines, not project features: each peer's cases skip when its venv (created by
+``make bench``) is absent, Airflow's when Airflow is. The report's own logic (the
+targets with verdicts and floors, the peers table, the README blocks) is tested on
+made-up results, without any peer. PostgreSQL uses the shared ``_pg_server`` fixture
+(skips locally, fails under CI).
 """
 
 from __future__ import annotations
@@ -18,9 +22,21 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report
+from benchmarks import cli, report
+from benchmarks.peers import PEERS
 from benchmarks.runner import Case, Result, Runner, interpreter
-from benchmarks.scenarios import FULL, QUICK, chain_case, fanout_case, scenario_cases
+from benchmarks.scenarios import (
+    FULL,
+    PEER_SYSTEMS,
+    QUICK,
+    chain_case,
+    dask_cases,
+    fanout_case,
+    floor_cases,
+    peer_case,
+    scenario_cases,
+    startup_cases,
+)
 
 # "scaling" is derived from the fanout and chain cases: nothing of its own to run.
 LAZYFLOW_SCENARIOS = ["fanout", "cached", "chain", "million", "hashing", "processes"]
@@ -154,3 +170,143 @@ def test_report_and_readme(tmp_path: Path) -> None:
     out = readme.read_text()
     assert out.startswith("# intro\n\nhand-written") and out.endswith("## Profiles\nnotes\n")
     assert "STALE-TABLE" not in out and "### Targets" in out
+
+
+@pytest.mark.dask
+def test_dask_scenario_gives_correct_results(tmp_path: Path) -> None:
+    """The Dask executor and Dask's client.map (each on a LocalCluster) sum correctly."""
+    results = _run_groups(_cases("dask", "dask"), tmp_path)
+    assert {r.case.workload for r in results} == {"client_map", "lazyflow"}
+    _assert_all_ok(results)
+    lazyflow = next(r for r in results if r.case.workload == "lazyflow")
+    assert lazyflow.data["executed"] == lazyflow.data["jobs"] > 0
+
+
+def test_floor_and_startup_scenarios(tmp_path: Path) -> None:
+    """The floor (call + dict + BLAKE3 + SQLite row) and the whole-process start-up
+    figures run and give their values."""
+    results = _run_groups(_cases("floor", "floor") + _cases("startup", "startup"), tmp_path)
+    _assert_all_ok(results)
+    assert {r.case.workload for r in results} == {"floor", "command", "first_run"}
+    first = next(r for r in results if r.case.workload == "first_run")
+    assert 0 < first.data["wall"] <= first.data["run_seconds"]
+
+
+@pytest.mark.parametrize("system", PEER_SYSTEMS)
+def test_peer_adapter(system: str, tmp_path: Path) -> None:
+    """Each peer's adapter computes the same values at a tiny size: the fan-out, its
+    cached re-run in a fresh process (executing nothing) where the peer caches, and the
+    chain."""
+    peer = PEERS[system]
+    if not interpreter(system).exists():
+        pytest.skip(f"{peer.venv} is absent (make bench creates it)")
+    cases = _cases("peers", system)
+    assert {c.workload for c in cases} == {"fanout", "chain"}
+    results = _run_groups(cases, tmp_path)
+    _assert_all_ok(results)  # the runner checked the values and executed counts
+    cached = [r for r in results if r.case.params.get("run") == "cached"]
+    assert all(r.data["executed"] == 0 for r in cached)
+
+
+def test_cli_refuses_an_unknown_system(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["floor", "--quick", "--systems", "lazyflow,nope"]) == 2
+    assert "unknown system(s) nope" in capsys.readouterr().out
+
+
+def _peer_results() -> list[Result]:
+    """Made-up results for every system of the peers table (no peer is run)."""
+    out = []
+    for n, wall in ((1_000, 0.01), (10_000, 0.1)):
+        plain = fanout_case("plain", n, flat=True)
+        out.append(_fake_result(plain, 0.0, calls=n + 1))
+        for run, w in (("cold", 0.5), ("cached", 0.05)):
+            case = fanout_case("lazyflow", n, flat=True, run=run)
+            out.append(_fake_result(case, w * n / 10_000, calls=n + 1))
+        out.append(_fake_result(peer_case("joblib", "fanout", n), wall * 40, calls=n + 1))
+        if n == 1_000:  # prefect is capped at 1k: its 10k cell falls back to this one
+            out.append(_fake_result(peer_case("prefect", "fanout", n), 12.012, calls=n + 1))
+    out.append(_fake_result(chain_case("plain", 1_000), 0.0, calls=1_000))
+    out.append(_fake_result(chain_case("lazyflow", 1_000), 0.1, calls=1_000))
+    out.append(Result(peer_case("hamilton", "chain", 1_000), "error", note="RecursionError: x"))
+    return out
+
+
+def test_peers_table_and_project_readme(tmp_path: Path) -> None:
+    """lazyflow beside every peer: per-job figures, fall-backs to a smaller size, no
+    cache, failures by name, provenance; the README block is replaced in place."""
+    from benchmarks import peertable
+    from benchmarks.figures import Results
+
+    res = Results(_peer_results())
+    text = peertable.markdown(res, FULL)
+    head = text.splitlines()[0]
+    for system in ("lazyflow", *PEER_SYSTEMS, "redun"):
+        assert peertable.title(system) in head
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in text.splitlines()}
+    cold = rows["fan-out 10k, cold, per job"]
+    assert cold[1] == "50.0 µs" and cold[4] == "400 µs"  # lazyflow, joblib
+    assert cold[6] == "12.00 ms (at 1k)"  # prefect, capped
+    assert rows["flat cached re-run 1k, per hit"][2] == "— (no cache)"  # dask.delayed
+    assert rows["chain 1k, per call"][5] == "RecursionError"  # hamilton
+    provenance = rows["records provenance"]
+    assert provenance[1].startswith("yes") and provenance[4].startswith("no")
+
+    readme = tmp_path / "README.md"
+    begin, end = report.PEERS_BEGIN, report.PEERS_END
+    readme.write_text(f"intro\n- **Fast.**\n  {begin}\n  OLD\n  {end}\nend\n")
+    assert report.write_project_readme(_peer_results(), FULL, path=readme)
+    out = readme.read_text()
+    assert out.startswith("intro\n- **Fast.**\n") and out.endswith(f"  {report.PEERS_END}\nend\n")
+    assert "OLD" not in out and "  | fan-out 10k, cold, per job | 50.0 µs |" in out
+    assert not report.write_project_readme([], FULL, path=tmp_path / "absent.md")
+
+
+def _goal_results() -> list[Result]:
+    """Made-up lazyflow, floor, start-up and Dask results for the issue 18 targets."""
+    n, big = 10_000, 100_000
+    out = [
+        _fake_result(fanout_case("plain", n), 0.0, calls=n + 2),
+        _fake_result(fanout_case("lazyflow", n), 0.15, calls=n + 2),  # 15 µs: met
+        _fake_result(fanout_case("plain", big), 0.0, calls=big + 2),
+        _fake_result(fanout_case("lazyflow", big), 5.0, calls=big + 2),  # 50 µs: missed
+        _fake_result(fanout_case("plain", n, flat=True), 0.0, calls=n + 1),
+        _fake_result(fanout_case("lazyflow", n, flat=True, run="cached"), 0.4, calls=n + 1),
+    ]
+    for case in floor_cases(FULL):
+        out.append(_fake_result(case, 0.00002 * case.params["n"], calls=case.params["n"]))
+    for case in startup_cases(FULL):
+        wall = {"python": 0.03, "help": 0.15, "log": 0.3}.get(case.params.get("name", ""), 0.1)
+        out.append(_fake_result(case, wall))
+    for case in dask_cases(FULL):
+        out.append(_fake_result(case, 1.0 if case.workload == "client_map" else 3.0))
+    million = fanout_case("lazyflow", FULL.million, scenario="million")
+    out.append(Result(million, "ok", {"wall": 60.0, "calls": 1_000_002, **million.expect}))
+    out[-1].maxrss_kb = 800_000
+    return out
+
+
+def test_issue_18_targets_have_verdicts_and_floors() -> None:
+    """Every target row of issue 18 is there with a verdict; a missed per-job target
+    shows by how much and the floor measured in the same run."""
+    from benchmarks import goals
+    from benchmarks.figures import Results
+
+    rows = {g.scenario: g for g in goals.goals(Results(_goal_results()), FULL)}
+    assert len(rows) == 15  # 2 fan-out, 2 cached, chain, 1M, processes, 2 PG, 4 start-up, 2 Dask
+    met = rows["fan-out cold, overhead per job, N=10k"]
+    assert met.verdict == "✅ met" and met.measured == "15.0 µs"
+    missed = rows["fan-out cold, overhead per job, N=100k"]
+    assert missed.verdict == "❌ missed: 2.5x the target"
+    assert missed.floor == "20.0 µs/job: call + dict + BLAKE3 + SQLite row"
+    hit = rows["flat cached re-run, per hit, N=10k"]
+    assert hit.verdict == "❌ missed: 8.0x the target" and "BLAKE3 + SELECT" in hit.floor
+    assert rows["chain, per call, depth 100k"].verdict == "— not measured"
+    m = rows["1M fan-out"]
+    assert m.verdict == "❌ missed: 2.4x the time, per job +20% of 100k", m.measured
+    assert rows["`lazyflow --help` start-up"].verdict == "✅ met"
+    log = rows["`lazyflow log` start-up"]
+    assert log.verdict == "❌ missed: 1.5x the target" and log.floor == "`python -c pass`: 30.0 ms"
+    dask = rows["Dask executor vs raw client.map, 10k calls, same cluster"]
+    assert dask.verdict == "❌ missed: 3.0x"
+    text = goals.markdown(Results(_goal_results()), FULL)
+    assert text.count("\n") == 16  # head, rule, 15 rows

@@ -109,8 +109,10 @@ class Result:
         return json.loads(self.out)
 
 
-def _run(args: tuple[str, ...], cwd: Path, env: dict[str, str] | None = None) -> Result:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+def _run(args: tuple[str, ...], cwd: Path, env: dict[str, str | None] | None = None) -> Result:
+    """Run lazyflow; `env` adds variables (None removes one)."""
+    merged = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env = {k: v for k, v in merged.items() if v is not None}
     proc = subprocess.run(
         [LAZYFLOW, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120
     )
@@ -131,7 +133,9 @@ def flows(tmp_path: Path) -> Path:
 def cli(flows: Path) -> Cli:
     """``cli("log", "--db", url)`` runs lazyflow in the flows directory."""
 
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str | None] | None = None
+    ) -> Result:
         return _run(args, cwd or flows, env)
 
     return run
@@ -179,3 +183,31 @@ def store(
     else:
         url = request.getfixturevalue("pg_url_factory")()
     yield _prepare(url, directory)
+
+
+def prepare(flows: Path, url: str, *calls: tuple[str, int], signing_key: str | None = None) -> None:
+    """Runs of flows.py tasks in this process (as `lazyflow run` makes them, without
+    paying for a process each): ``("main", 3)`` is ``main(3)``."""
+    from lazyflow_core import Scheduler, load_task
+
+    cwd = os.getcwd()
+    os.chdir(flows)
+    try:
+        with Scheduler(db=url, signing_key=signing_key) as sched:
+            for name, arg in calls:
+                sched.run(load_task(f"flows.py:{name}")(arg))
+    finally:
+        os.chdir(cwd)
+
+
+def one(url: str, sql: str) -> str:
+    """The first column of the first row `sql` selects from the store at `url`."""
+    from sqlalchemy import text
+
+    from lazyflow_core.store import Store
+
+    store = Store(url)
+    try:
+        return str(store.query(text(sql))[0][0])
+    finally:
+        store.close()

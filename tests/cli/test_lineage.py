@@ -94,3 +94,67 @@ def test_lineage_errors(store: Store) -> None:
     assert missing.code == 1 and "no file, value or call matches 'ffffffffff'" in missing.err
     for result in (unknown, ambiguous, missing):
         assert len(result.err.strip().splitlines()) == 1
+
+
+MERGE = """
+import os
+from lazyflow_core import File, task
+
+
+@task
+def count(fq: File) -> File:
+    os.makedirs("out", exist_ok=True)
+    out = File(f"out/{os.path.basename(fq.path)}.tsv")
+    with open(fq.path) as f, open(out.path, "w") as o:
+        o.write(f"{fq.path}\\t{len(f.read())}\\n")
+    return out
+
+
+@task
+def combine(a: File, b: File) -> File:
+    out = File(f"out/{os.path.basename(a.path)}+{os.path.basename(b.path)}")
+    with open(out.path, "w") as o:
+        o.write(open(a.path).read() + open(b.path).read())
+    return out
+
+
+@task
+def merge(files: list) -> File:
+    if len(files) == 1:
+        return files[0]  # passes its input on: not its producer
+    mid = len(files) // 2
+    return combine(merge(files[:mid]), merge(files[mid:]))
+
+
+@task
+def publish(table: File) -> File:
+    with open(table.path) as f, open("out.tsv", "w") as o:
+        o.write(f.read())
+    return File("out.tsv")
+
+
+@task
+def main(n: int = 5) -> File:
+    return publish(merge([count(File(f"data/s{i}.fastq")) for i in range(n)]))
+"""
+
+
+def test_lineage_follows_files_through_calls_that_pass_them_on(cli, flows, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    """A recursive merge whose base case returns its input File: lineage of the final
+    output reaches every original input through it (issue 11, item 8)."""
+    (flows / "merge.py").write_text(MERGE)
+    (flows / "data").mkdir()
+    for i in range(5):
+        (flows / "data" / f"s{i}.fastq").write_text("ACGT" * (i + 1))
+    run = cli("run", "merge.py", "main", "-q", "--db", sqlite_url)
+    assert run.code == 0, run.err
+    result = cli("lineage", "out.tsv", "--depth", "30", "--db", sqlite_url)
+    assert result.code == 0, result.err
+    out = result.out
+    for i in range(5):
+        assert f"file data/s{i}.fastq" in out, out
+        assert f"count(File('data/s{i}.fastq'))" in out
+    # A call that returned its input is named for the argument it passed on, and its
+    # input file leads to the call that wrote it, not back to itself.
+    assert "(shown above)" not in out
+    assert out.count("merge([File('out/s0.fastq.tsv')])") == 1

@@ -163,3 +163,64 @@ def test_unreachable_postgres_is_one_line(cli) -> None:  # type: ignore[no-untyp
     assert result.code == 1
     assert "cannot reach the lazyflow store" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_dash_means_the_latest_execution(store: Store) -> None:
+    latest = store.cli("log", "-")
+    assert latest.code == 0, latest.err
+    assert f"execution  {store.ids['failed']}" in latest.out
+    assert store.cli("log", "-", "--json").json()["execution"]["id"] == store.ids["failed"]  # type: ignore[index]
+
+
+def test_execution_shows_calls_per_task(store: Store) -> None:
+    out = store.cli("log", store.ids["more"]).out
+    rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines() if "flows." in line}
+    # main(5) ran again; square(0..3) were reused from "first", square(4) is new
+    assert rows["flows.main"] == ["1", "0", "0"]
+    assert rows["flows.square"] == ["1", "4", "0"]
+    assert rows["flows.total"] == ["1", "0", "0"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--executed",), {"main(n=5)", "square(4)", "total([0, 1, 4, 9, 16])"}),
+        (("--executed", "--task", "square"), {"square(4)"}),
+        (("--task", "flows.square"), {f"square({i})" for i in range(5)}),
+        (("--failed",), set()),
+    ],
+)
+def test_execution_call_filters(store: Store, args: tuple[str, ...], expected: set[str]) -> None:
+    data = store.cli("log", store.ids["more"], "--json", *args).json()
+    assert {c["call"] for c in data["calls"]} == expected  # type: ignore[index]
+    text = store.cli("log", store.ids["more"], *args).out
+    assert all(call in text for call in expected)
+    if not expected:
+        assert "no calls match." in text
+
+
+def test_failed_filter_lists_the_failing_calls_by_task(store: Store) -> None:
+    out = store.cli("log", store.ids["failed"], "--failed").out
+    assert "flows.divide: 1 failed" in out and "divide(1, 0)  failed" in out
+    assert "divide(0, 1)" not in out
+
+
+def test_folding_never_hides_a_call_that_ran(cli, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    assert cli("run", "flows.py", "main", "--n", "14", "-q", "--db", sqlite_url).code == 0
+    assert cli("run", "flows.py", "main", "--n", "15", "-q", "--db", sqlite_url).code == 0
+    out = cli("log", "-", "--db", sqlite_url).out
+    assert "square(14)  done" in out  # the one new call, 15th child of main
+    assert "total([0, 1, 4, 9, 16, 25, 36, 49, 64, 81, ...)  done" in out
+    assert "... 4 more calls (4 square cached); --all shows them" in out
+    assert "square(13)" not in out
+    assert "square(13)  cached" in cli("log", "-", "--all", "--db", sqlite_url).out
+
+
+def test_long_tags_never_hide_the_columns_when_piped(cli, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    tag = "note=" + "x" * 300
+    run = cli("run", "flows.py", "main", "--n", "2", "-q", "--tag", tag, "--db", sqlite_url)
+    assert run.code == 0, run.err
+    line = cli("log", "--db", sqlite_url, env={"COLUMNS": None}).out.splitlines()[1]
+    cells = line.split()
+    assert cells[4:7] == ["done", "4", "0"]  # status, jobs, cached
+    assert line.endswith(tag)  # nothing cut: a pipe has no width

@@ -13,10 +13,23 @@ CORE = Path(__file__).resolve().parents[2] / "lazyflow_core"
 # module -> lazyflow_core modules it must not import (directly)
 FORBIDDEN = {
     "hashing": {
+        "values",
         "codehash",
         "files",
         "expression",
         "task",
+        "evaluator",
+        "scheduler",
+        "store",
+        "executors",
+        "cli",
+    },
+    "values": {
+        "codehash",
+        "files",
+        "expression",
+        "task",
+        "frames",
         "evaluator",
         "scheduler",
         "store",
@@ -29,10 +42,17 @@ FORBIDDEN = {
     "task": {"evaluator", "scheduler", "store", "executors"},
     "frames": {"evaluator", "scheduler", "store", "executors", "cli"},
     "recording": {"evaluator", "scheduler", "store", "cli"},
+    "records": {"frames", "evaluator", "scheduler", "store", "executors", "cli", "task"},
     "explain": {"scheduler", "store", "executors", "cli"},
     "evaluator": {"scheduler", "store", "cli"},
     "executors": {"evaluator", "scheduler", "store", "cli"},
     "store": {"evaluator", "scheduler", "executors", "cli"},
+    "lazy": {"hashing", "files", "expression", "task", "evaluator", "scheduler", "store"},
+    "preview": {"hashing", "files", "expression", "task", "evaluator", "scheduler"}
+    | {"store", "executors", "config", "cli"},
+    # the config file is read by the store and the scheduler: it imports neither
+    "config": {"hashing", "files", "expression", "task", "evaluator", "scheduler"}
+    | {"store", "executors", "provenance", "cli"},
 }
 
 
@@ -68,6 +88,13 @@ def test_dependencies_point_one_way(module: str) -> None:
     for path in _files(module):
         bad = _imports(path) & FORBIDDEN[module]
         assert not bad, f"{path.relative_to(CORE)} imports {sorted(bad)}"
+
+
+def test_the_store_writer_does_not_import_the_store() -> None:
+    """The writer gets a `WriteTarget` from the store: no sql <-> writer cycle."""
+    for name in ("writer", "batch_write", "statements"):
+        imported = _imports(CORE / "store" / f"{name}.py")
+        assert "sql" not in imported, f"store/{name}.py imports store.sql"
 
 
 def test_core_never_imports_the_adapters() -> None:
@@ -149,4 +176,70 @@ def test_an_older_store_is_upgraded_automatically(db_url: str) -> None:
     assert sched.store.current_revision() == HEAD_REVISION
     assert sched.run(double(21)) == 42
     assert sched.last_run is not None and sched.last_run.cached == 1
+    sched.close()
+
+
+def _without_rowid(store: object, table: str) -> bool:
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        sql = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
+        ).scalar_one()
+    return "WITHOUT ROWID" in sql
+
+
+def test_migration_0010_rebuilds_the_call_tables_keeping_their_rows(sqlite_url: str) -> None:
+    """0010 turns lf_calls and lf_call_args into rowid tables (random-key inserts touch
+    only their narrow key index); a store written before it keeps every row, its
+    indexes and its cache hits, and the downgrade restores the old layout."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from lazyflow_core import Scheduler, task
+    from lazyflow_core.store import Store
+
+    @task(version="1")
+    def add_rowid_test(x: int, y: int) -> int:
+        return x + y
+
+    tables = ("lf_calls", "lf_call_args")
+    old = Store(sqlite_url)
+    old._upgrade("0009")
+    assert all(_without_rowid(old, t) for t in tables)
+    old.close()
+    sched = Scheduler(db=sqlite_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", os.fspath(CORE / "store" / "migrations"))
+    cfg.set_main_option("version_table", "lf_alembic_version")
+    with sched.store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    assert all(_without_rowid(sched.store, t) for t in tables)
+    assert sched.run([add_rowid_test(i, 1) for i in range(20)]) == list(range(1, 21))
+    dump = "SELECT * FROM {} ORDER BY 1, 2"
+    with sched.store.engine.connect() as conn:
+        before = {t: conn.execute(text(dump.format(t))).all() for t in tables}
+    sched.close()
+
+    sched = Scheduler(db=sqlite_url)  # opening migrates it to head
+    sched.store.ensure_schema()
+    assert not any(_without_rowid(sched.store, t) for t in tables)
+    with sched.store.engine.connect() as conn:
+        after = {t: conn.execute(text(dump.format(t))).all() for t in tables}
+        indexes = {
+            name
+            for (name,) in conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+            )
+        }
+    assert after == before and len(before["lf_call_args"]) == 40
+    assert {"ix_lf_calls_result_hash", "ix_lf_call_args_value_hash"} <= indexes
+    assert sched.run([add_rowid_test(i, 1) for i in range(20)]) == list(range(1, 21))
+    assert sched.last_run is not None and sched.last_run.cached == 20
+    with sched.store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    assert all(_without_rowid(sched.store, t) for t in tables)
     sched.close()

@@ -46,9 +46,24 @@ def test_explain_reasons_and_which_helper_changed(tmp_path: Path, db_url: str) -
 
     wf.edit("SCALE = 10", "SCALE = 11")
     decisions = _explain(tmp_path, db_url)
-    # main's cached result is invalid because step (a task below it) changed; explain
-    # stops there: running main is the only way to learn what it calls now.
-    assert decisions == [["main", "run", "child_changed", "task wf.step it called has changed"]]
+    # main's cached result is invalid because step (a task below it) changed, but its own
+    # code and arguments are not: its stored returned expression is evaluated again, so
+    # explain sees below it (the steps would run, combine needs their results).
+    assert decisions[0] == [
+        "main",
+        "cached",
+        "expression_reused",
+        "its body would not run: task wf.step it called has changed, so the expression "
+        "it returned is evaluated again",
+    ]
+    assert [d[:3] for d in decisions[1:]] == [
+        ["step", "run", "code_changed"],
+        ["step", "run", "code_changed"],
+        ["step", "run", "code_changed"],
+        ["combine", "unknown", "needs_result"],
+    ]
+    # each names what changed in step's code: the constant its helper reads
+    assert all("constant SCALE changed; helper helper changed" in d[3] for d in decisions[1:4])
     wf.run()  # record the new versions, then change only the helper's constant back
     wf.edit("SCALE = 11", "SCALE = 12")
     out = subprocess.run(
@@ -69,4 +84,4 @@ def test_explain_reasons_and_which_helper_changed(tmp_path: Path, db_url: str) -
     ).stdout
     [[reason, detail]] = __import__("json").loads(out.strip().splitlines()[-1])
     assert reason == "code_changed"
-    assert "what it uses changed: helper" in detail
+    assert "helper helper changed" in detail and "constant SCALE changed" in detail

@@ -19,6 +19,7 @@ from lazyflow_core import (
     seq,
     task,
 )
+from lazyflow_core.executors import Executor
 
 CALLS: list[str] = []
 
@@ -68,8 +69,9 @@ def make_box(v: int) -> Box:
 
 
 @pytest.fixture
-def sched(sqlite_url: str) -> Scheduler:
-    return Scheduler(db=sqlite_url)
+def sched(sqlite_url: str, executor: Executor) -> Scheduler:
+    """A scheduler on each executor of the contract suite (`EXECUTORS`)."""
+    return Scheduler(db=sqlite_url, executor=executor)
 
 
 def test_design_contract_example(sqlite_url: str) -> None:
@@ -199,6 +201,7 @@ def test_cond_evaluates_only_the_chosen_branch(sched: Scheduler) -> None:
     assert sched.run(cond(is_even(3), boom("not taken"), inc(10))) == 11
 
 
+@pytest.mark.parametrize("executor", ["inline", "threads"], indirect=True)  # CALLS: this process
 def test_seq_runs_in_order(sched: Scheduler) -> None:
     CALLS.clear()
     out = sched.run(seq([record("a"), record("b"), record("c")]), cache=False)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from lazyflow_core import Scheduler, catch, task
+from lazyflow_core import dispatch as dispatch_module
 from lazyflow_core import evaluator as evaluator_module
 from lazyflow_core import frames as frames_module
 from lazyflow_core.frames import CallFrame
@@ -133,14 +134,14 @@ def test_writer_backlog_stays_bounded_when_calls_run_inline(
 
     monkeypatch.setenv("LAZYFLOW_WRITER", "thread")
     if where == "pool":  # no call is measured small enough to run inline
-        monkeypatch.setattr(evaluator_module, "INLINE_SECONDS", 0.0)
+        monkeypatch.setattr(dispatch_module, "INLINE_SECONDS", 0.0)
     monkeypatch.setattr(evaluator_module, "WRITER_BACKLOG", 50)
     monkeypatch.setattr(evaluator_module, "BACKLOG_CHECK_EVERY", 4)
     seen = {"max": 0, "waits": 0}
     put, wait_below = StoreWriter.put, StoreWriter.wait_below
 
-    def counting_put(self: StoreWriter, kind: str, row: tuple[Any, ...]) -> None:
-        put(self, kind, row)
+    def counting_put(self: StoreWriter, record: Any) -> None:
+        put(self, record)
         seen["max"] = max(seen["max"], self.backlog)
 
     def counting_wait(self: StoreWriter, records: int) -> None:

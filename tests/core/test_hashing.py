@@ -105,13 +105,12 @@ def test_numpy_and_pandas_by_content() -> None:
     assert hash_value(df["x"]) != hash_value(df["x"] + 1)
 
 
-class Opaque:
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.lock = threading.Lock()
-
-
 def test_registry_for_user_types() -> None:
+    class Opaque:  # a class of its own per run: the registry is process-wide
+        def __init__(self, key: str) -> None:
+            self.key = key
+            self.lock = threading.Lock()
+
     with pytest.raises(UnhashableValue):
         hash_value(Opaque("k"))
     register_hasher(Opaque, lambda o: o.key)
@@ -147,3 +146,23 @@ def test_plain_objects_hash_by_state() -> None:
 
     assert hash_value(Thing(1)) == hash_value(Thing(1))
     assert hash_value(Thing(1)) != hash_value(Thing(2))
+
+
+def test_fast_paths_keep_the_stored_hashes() -> None:
+    """Ints inlined in `value_digest` and in sequences, and call hashes from a per-task
+    prefix (`CallKeys`), give the hashes that stores already hold (frozen values)."""
+    from lazyflow_core.hashing import CallKeys, hash_struct, value_digest
+
+    assert hash_value([1, -2, True, 3.0, 10**30, "a", (4, 5)]) == (
+        "b971a01d59d702bd553967b50959bab792709018"
+    )
+    assert hash_value(7) == "5a39f9a9c7598d32872c704ba30a672f2c3ebbfd"
+    assert hash_value(-(10**20)) == "75cec89de450a5877c312bae77db8e6e4c5a4429"
+    digests = [("x", value_digest(1)), ("ys", value_digest([1, 2]))]
+    keys = CallKeys()
+    expected = "f0ae689175d5102d7117c9b24d4c145a4fb0371b"
+    assert keys.call("abc", digests) == expected
+    assert keys.call("abc", digests) == expected  # from the kept prefix
+    parts = [n.encode() + b"=" + d for n, d in digests[:1]]
+    assert keys.call("abd", digests[:1]) == hash_struct("Call", "abd", *parts)
+    assert keys.call("abd", []) == hash_struct("Call", "abd")

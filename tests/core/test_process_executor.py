@@ -6,19 +6,24 @@ would a user's workflow module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import signal
+import subprocess
 import sys
 import threading
 import time
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, CancelledError, Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lazyflow_core import RunCancelled, Scheduler, task
-from lazyflow_core.errors import RemoteTraceback
+from lazyflow_core import LazyflowError, RunCancelled, Scheduler, catch, task
+from lazyflow_core.errors import ExecutorError, RemoteTraceback, SerializationError, WorkerLost
 from lazyflow_core.executors import JobOutcome, JobSpec, ProcessExecutor
+from lazyflow_core.executors.bundling import RunTimes
 
 from .tasks import fan_out, inc
 
@@ -136,14 +141,15 @@ def test_big_result_round_trips_and_is_cached(sqlite_url: str) -> None:
 def test_result_that_cannot_be_sent_back_names_the_task(sqlite_url: str) -> None:
     with (
         Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched,
-        pytest.raises(TypeError, match=r"returns_lock.*cannot be sent back"),
+        pytest.raises(SerializationError, match=r"returns_lock.*cannot be sent back") as info,
     ):
         sched.run(returns_lock())
+    assert isinstance(info.value, LazyflowError) and isinstance(info.value, TypeError)
 
 
 def test_unpicklable_argument_fails_only_its_own_job(sqlite_url: str) -> None:
     with Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched:
-        with pytest.raises(TypeError, match="lock"):
+        with pytest.raises(SerializationError, match="lock"):
             sched.run([echo_anything(threading.Lock())] + [echo_anything(i) for i in range(5)])
         summary = sched.last_run
         assert summary is not None and summary.failed == 1 and summary.executed == 5
@@ -156,10 +162,11 @@ def test_closures_travel_by_value(sqlite_url: str) -> None:
         assert sched.run(apply(lambda x: x + k, 1)) == 11
 
 
-def test_worker_crash_fails_the_job_and_a_new_pool_serves_later_jobs(sqlite_url: str) -> None:
+def test_worker_crash_fails_the_job_and_a_new_worker_serves_later_jobs(sqlite_url: str) -> None:
     with Scheduler(db=sqlite_url, executor="processes", max_workers=2) as sched:
-        with pytest.raises(BrokenProcessPool):
+        with pytest.raises(WorkerLost, match=r"running task '.*crash' exited with code 3") as info:
             sched.run(crash(3))
+        assert isinstance(info.value, BrokenExecutor)  # as the standard library's pools say
         assert sched.run(inc(41)) == 42
 
 
@@ -229,10 +236,33 @@ def test_executor_used_directly() -> None:
         assert 0 < o.started <= o.finished
 
 
-def test_shutdown_without_jobs_spawns_nothing(tmp_path: Path) -> None:
+def _children() -> set[int]:
+    """Process ids of this process's live children (Linux: /proc/self/task/*/children)."""
+    pids: set[int] = set()
+    for path in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids.update(int(pid) for pid in path.read_text().split())
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
+def test_shutdown_without_jobs_spawns_nothing() -> None:
+    """An executor that never got a job starts no process and no thread, and shutting it
+    down (twice, both ways) is a no-op; one that ran a job did start a worker (so the
+    probe can see one), and its shutdown stops it."""
+    before = _children()
     executor = ProcessExecutor(max_workers=2)
     executor.shutdown()
     executor.shutdown(cancel=True)
+    assert not _children() - before and executor._workers == 0 and not executor._threads
+    used = ProcessExecutor(max_workers=1)
+    try:
+        future = used.submit(JobSpec("j0", inc, (1,), {}))
+        used.flush()
+        assert future.result(timeout=60).value == 2
+        assert _children() - before, "a worker process ran the job"
+    finally:
+        used.shutdown()
+    assert not _children() - before
 
 
 @task
@@ -296,7 +326,7 @@ def test_batches_follow_measured_run_times(monkeypatch: pytest.MonkeyPatch) -> N
 
     executor = ProcessExecutor(max_workers=2)
     sent: list[int] = []
-    monkeypatch.setattr(executor, "_pool", object())
+    monkeypatch.setattr(executor, "_started", True)
     monkeypatch.setattr(executor, "_send", lambda specs, futures: sent.append(len(specs)))
 
     def batches(n: int) -> list[int]:
@@ -310,42 +340,159 @@ def test_batches_follow_measured_run_times(monkeypatch: pytest.MonkeyPatch) -> N
     assert batches(1) == [1]
     assert batches(4) == [1, 1, 1, 1]
     assert max(batches(1000)) == processes.MAX_BATCH
-    executor._runtime[inc.name] = (100, 100 * 20e-6)
+
+    def measured(seconds: float) -> RunTimes:
+        times = RunTimes(executor._runtime.unmeasured, executor._runtime.floor)
+        times.record(inc.name, 1.0, 1.0 + seconds)
+        return times
+
+    monkeypatch.setattr(executor, "_runtime", measured(20e-6))
     assert batches(1000) == [250] * 4
     assert len(batches(100_000)) <= 250
-    executor._runtime[inc.name] = (10, 10 * 0.5)
+    monkeypatch.setattr(executor, "_runtime", measured(0.5))
     assert batches(10) == [1] * 10
-
-
-def test_a_pool_without_the_internals_starts_workers_on_demand(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On a Python whose ProcessPoolExecutor lacks what growing needs, jobs still run."""
-    from lazyflow_core.executors import processes
-
-    monkeypatch.setattr(processes, "_POOL_INTERNALS", ("_no_such_attribute",))
-    executor = ProcessExecutor(max_workers=2)
-    with Scheduler(db=sqlite_url, executor=executor) as sched:
-        assert sched.run(fan_out(50)) == sum(range(1, 51))
-        assert not executor._growable
 
 
 def test_workers_that_cannot_start_leave_the_pool_with_those_that_did(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from concurrent.futures import ProcessPoolExecutor
-
-    spawn = ProcessPoolExecutor._spawn_process  # type: ignore[attr-defined]
+    popen = ProcessExecutor._popen
     calls = []
 
-    def spawn_once(pool: ProcessPoolExecutor) -> None:
-        calls.append(pool)
+    def popen_once(self: ProcessExecutor, args: list[str], fds: tuple[int, int]) -> Any:
+        calls.append(args)
         if len(calls) > 1:
             raise OSError("no more processes")
-        spawn(pool)
+        return popen(self, args, fds)
 
-    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", spawn_once)
+    monkeypatch.setattr(ProcessExecutor, "_popen", popen_once)
     executor = ProcessExecutor(max_workers=3)
     with Scheduler(db=sqlite_url, executor=executor) as sched:
         assert sched.run([inc(i) for i in range(6)]) == [1, 2, 3, 4, 5, 6]
         assert executor._workers == 1 and not executor._growable
+
+
+def test_no_worker_at_all_fails_the_jobs_with_the_reason(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that dies as it starts (here: an interpreter that exits at once) is not a
+    crash of a job: with no worker left, the jobs fail, saying why."""
+
+    def dies_at_once(self: ProcessExecutor, args: list[str], fds: tuple[int, int]) -> Any:
+        return subprocess.Popen([sys.executable, "-c", "import os; os._exit(7)"])
+
+    monkeypatch.setattr(ProcessExecutor, "_popen", dies_at_once)
+    with (
+        Scheduler(db=sqlite_url, executor="processes", max_workers=2) as sched,
+        pytest.raises(ExecutorError, match="start a worker process: it exited with code 7"),
+    ):
+        sched.run([inc(i) for i in range(3)])
+
+
+@task
+def crash_on(x: int, bad: int) -> int:
+    if x == bad:
+        os._exit(9)
+    return x
+
+
+@task
+def lost(exc: BaseException) -> str:
+    return f"lost: {type(exc).__name__}"
+
+
+def test_a_dead_worker_fails_only_the_job_it_was_running(sqlite_url: str) -> None:
+    """The jobs queued behind the crash in the same worker (one batch) run elsewhere."""
+    calls = [catch(crash_on(i, 3), WorkerLost, lost) for i in range(8)]
+    with Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched:
+        assert sched.run(calls) == [0, 1, 2, "lost: WorkerLost", 4, 5, 6, 7]
+
+
+@task(cache=False)
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_each_outcome_comes_back_as_its_job_finishes() -> None:
+    """Not when its batch is done: a run killed mid-batch keeps the finished jobs."""
+    executor = ProcessExecutor(max_workers=1)
+    futures: list[Future[JobOutcome]] = [Future() for _ in range(3)]
+    specs = [JobSpec(f"j{i}", nap, (s,), {}) for i, s in enumerate((0.0, 0.0, 60.0))]
+    try:
+        executor.start()
+        executor._send(specs, futures)  # one message, one batch
+        assert futures[1].result(timeout=60).value == 0.0
+        assert futures[0].done() and not futures[2].done()
+    finally:
+        executor.shutdown(cancel=True)
+    assert isinstance(futures[2].result(timeout=10).error, CancelledError)
+
+
+def test_unpicklable_argument_error_names_the_task_and_argument(sqlite_url: str) -> None:
+    with (
+        Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched,
+        pytest.raises(SerializationError, match=r"task '.*echo_anything': argument 0 \(<unlocked"),
+    ):
+        sched.run(echo_anything(threading.Lock()))
+
+
+def test_workers_ignore_ctrl_c_and_the_run_stops_them(sqlite_url: str) -> None:
+    """Ctrl-C reaches the whole process group: the workers leave it to the run."""
+    with Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched:
+        pid, _ = sched.run(where(1))
+        os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert sched.run(where(2))[0] == pid  # the same worker, still serving
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # closing the scheduler stopped its own pool
+
+
+SCRIPT_WITHOUT_GUARD = """
+import sys
+from lazyflow_core import Scheduler, task
+
+print("module body ran", flush=True)
+
+@task
+def square(x):
+    return x * x
+
+with Scheduler(db=sys.argv[1], executor="processes", max_workers=2) as sched:
+    print(sched.run([square(i) for i in range(4)]))
+"""
+
+
+def test_a_plain_script_needs_no_main_guard(tmp_path: Path, sqlite_url: str) -> None:
+    """Workers never re-run the script (multiprocessing's spawn would, without the guard,
+    and fail with a 40-line RuntimeError); nothing leaks at exit (no semaphores)."""
+    script = tmp_path / "plain.py"
+    script.write_text(SCRIPT_WITHOUT_GUARD)
+    done = subprocess.run(
+        [sys.executable, str(script), sqlite_url], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["module body ran", "[0, 1, 4, 9]"]
+    assert done.stderr == ""
+
+
+def test_close_leaves_an_executor_passed_in_running_and_stops_its_own(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """An Executor object is its creator's: a scheduler's close keeps its warm worker
+    for the next scheduler (same process serves both); one built from a name
+    ("processes") is the scheduler's, and close stops its worker."""
+    before = _children()
+    with ProcessExecutor(max_workers=1) as mine:
+        with Scheduler(db=sqlite_url, executor=mine) as first:
+            pid, _ = first.run(where(1))
+        assert pid in _children()  # still running after the scheduler closed
+        other_db = f"sqlite:///{tmp_path / 'other.db'}"
+        with Scheduler(db=other_db, executor=mine) as second:
+            assert second.run(where(2)) == (pid, 2)
+    assert pid not in _children()  # the end of its `with` stopped it
+    named = Scheduler(db=sqlite_url, executor="processes", max_workers=1)
+    own_pid, _ = named.run(where(3))
+    assert own_pid in _children()
+    named.close()
+    assert own_pid not in _children() and not _children() - before

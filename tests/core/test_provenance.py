@@ -76,7 +76,7 @@ def test_executions_jobs_and_prefixes(db_url: str, runs: dict[str, str]) -> None
         assert prov.executions(status="failed") == []
         first = prov.execution(runs["first"][:6])
         assert (first.jobs, first.executed, first.cached, first.status) == (6, 6, 0, "done")
-        assert first.tags == {"env": "test"}
+        assert first.tags["env"] == "test" and "lazyflow_version" in first.tags
         jobs = prov.jobs(first.id)
         assert sorted(j.args_preview or "" for j in jobs)[0] == "main(4)"
         ref = job_ref(jobs[0].id, first.id)
@@ -170,6 +170,25 @@ def test_file_lineage(db_url: str, tmp_path: Path) -> None:
         assert prov.lineage(b).file_state == "modified"
         (tmp_path / "b.txt").unlink()
         assert prov.lineage(b).file_state == "missing"
+
+
+def test_execution_files_lists_what_each_job_read_and_wrote(db_url: str, tmp_path: Path) -> None:
+    """One query per execution; a re-run's jobs are cached, with the same files."""
+    first = _run(db_url, pipeline(str(tmp_path)))
+    second = _run(db_url, pipeline(str(tmp_path)))
+    a, b = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    with Provenance(db_url) as prov:
+        files = prov.execution_files(first)
+        cached = prov.execution_files(second)
+    got = {(f.task_name.rsplit(".", 1)[1], f.role, f.path, f.cached) for f in files}
+    assert got == {
+        ("pipeline", "output", b, False),
+        ("write", "output", a, False),
+        ("shout", "input", a, False),
+        ("shout", "output", b, False),
+    }
+    assert all(f.file_hash for f in files)
+    assert {(f.role, f.path, f.cached) for f in cached} == {("output", b, True)}
 
 
 def test_unknown_targets_and_missing_store(db_url: str, tmp_path: Path) -> None:

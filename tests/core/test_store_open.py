@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,6 +112,9 @@ def test_concurrent_opens_of_an_old_store_upgrade_it_once(
     assert store.current_revision() == HEAD_REVISION
     with store.engine.connect() as conn:
         assert "dependencies" in {c["name"] for c in inspect(conn).get_columns("lf_tasks")}
+        # 0009: the covering index replaced the plain one
+        jobs_indexes = {i["name"] for i in inspect(conn).get_indexes("lf_jobs")}
+        assert jobs_indexes == {"ix_lf_jobs_execution_groups"}
     store.close()
 
 
@@ -135,3 +142,91 @@ def test_reachable_database_that_refuses_is_not_called_unreachable(pg_url: str) 
     assert "cannot reach" not in str(info.value)
     assert "schema" in str(info.value)  # PostgreSQL's own reason is kept
     store.close()
+
+
+def test_a_store_written_by_a_newer_lazyflow_says_so_in_one_line(sqlite_url: str) -> None:
+    """Not alembic's "can't locate revision" traceback: a StoreError saying what to do."""
+    from lazyflow_core import Scheduler
+
+    from .tasks import inc
+
+    _open_and_close(sqlite_url)
+    store = Store(sqlite_url)
+    with store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    store.close()
+    expected = r"this store was written by a newer lazyflow \(schema 9999\); upgrade lazyflow"
+    with pytest.raises(StoreError, match=expected):
+        Store(sqlite_url).ensure_schema()
+    with Scheduler(db=sqlite_url) as sched, pytest.raises(StoreError, match=expected) as info:
+        sched.run(inc(1))
+    assert "\n" not in str(info.value)
+
+
+def test_a_damaged_sqlite_file_gets_sqlite_advice(tmp_path: Path) -> None:
+    path = tmp_path / "lazyflow.db"
+    path.write_bytes(b"this is not a database, just some text " * 100)
+    with pytest.raises(StoreError) as info:
+        Store(f"sqlite:///{path}").ensure_schema()
+    message = str(info.value)
+    assert f"the SQLite file {path} is not a lazyflow store or is damaged" in message
+    assert "PRAGMA integrity_check" in message and "PostgreSQL" not in message
+
+
+READER = """
+import json, sys
+from lazyflow_core.store import Store
+from lazyflow_core.provenance import Provenance
+store = Store(sys.argv[1])
+store.ensure_schema()
+with Provenance(store) as prov:
+    calls = [e.id for e in prov.executions()]
+print(json.dumps({"read_only": store.read_only, "executions": len(calls)}))
+"""
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_a_read_only_sqlite_store_can_be_read(tmp_path: Path, what: str) -> None:
+    """A store on a read-only file, or in a read-only directory (its -shm index cannot
+    be made there), opens read-only and answers queries."""
+    from lazyflow_core import Scheduler
+
+    from ..readonly import read_only
+    from .tasks import fan_out
+
+    store_dir = tmp_path / "store"
+    url = f"sqlite:///{store_dir / 'lazyflow.db'}"
+    with Scheduler(db=url) as sched:
+        assert sched.run(fan_out(3)) == 6
+    script = tmp_path / "reader.py"
+    script.write_text(READER)
+    target = store_dir / "lazyflow.db" if what == "file" else store_dir
+    with read_only(target) as prefix:
+        proc = subprocess.run(
+            [*prefix, sys.executable, str(script), url], capture_output=True, text=True
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"read_only": True, "executions": 1}
+
+
+def test_migrations_form_one_chain_ending_at_head_revision() -> None:
+    """Each migration file NNNN_*.py is revision NNNN revising the one before it, no number
+    twice, the last one HEAD_REVISION: branches developed in parallel that took the same
+    number would otherwise give alembic two heads (it refuses to upgrade)."""
+    import re
+
+    import lazyflow_core.store.migrations as migrations
+
+    versions = Path(migrations.__file__).parent / "versions"
+    files = sorted(p for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    numbers = [p.name[:4] for p in files]
+    assert len(numbers) == len(set(numbers)), f"a migration number is used twice: {numbers}"
+    previous = None
+    for path, number in zip(files, numbers, strict=True):
+        source = path.read_text()
+        revision = re.search(r'^revision = "(\w+)"', source, re.M)
+        down = re.search(r"^down_revision = (.+)$", source, re.M)
+        assert revision and revision.group(1) == number, path.name
+        assert down and down.group(1).strip("\"'") == (previous or "None"), path.name
+        previous = number
+    assert previous == HEAD_REVISION

@@ -148,9 +148,9 @@ def _corrupt(store: Store, task_name: str, data: bytes) -> str:
 
 
 def test_corrupt_value_is_a_cache_miss_and_is_repaired(
-    db_url: str, caplog: pytest.LogCaptureFixture
+    store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sched = Scheduler(db=db_url)
+    sched = Scheduler(db=store_url)
     assert sched.run(make_payload(5)) == [0, 1, 2, 3, 4]
     _corrupt(sched.store, make_payload.name, b"\x80\x05garbage")
     with caplog.at_level(logging.WARNING, logger="lazyflow"):

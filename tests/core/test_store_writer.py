@@ -1,5 +1,7 @@
 """The store writer: the in-process thread, the writer process, and falling back from one
-to the other. Everything runs on real databases (SQLite files and PostgreSQL)."""
+to the other. Everything runs on real databases: every implementation of `STORES` (a
+SQLite file, in-memory SQLite, PostgreSQL). An in-memory database has no writer process
+(another process cannot open it): ``process`` mode falls back to the thread there."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import text
 
 from lazyflow_core import Scheduler, task
 from lazyflow_core.errors import StoreError
+from lazyflow_core.records import CallRecord, TagRecord
 from lazyflow_core.store import Store
 from lazyflow_core.store.writer import BUSY_RECORDS, StoreWriter
 
@@ -31,12 +34,18 @@ def _count(store: Store, table: str) -> int:
     return int(store.query(text(f"SELECT COUNT(*) FROM {table}"))[0][0])
 
 
+def _reopened(url: str, store: Store) -> Store | str:
+    """The store as a new run would open it: by its URL, except an in-memory database,
+    which exists only in the `Store` that holds it."""
+    return store if url == "sqlite://" else url
+
+
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_every_record_is_stored_and_reused(
-    db_url: str, mode: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LAZYFLOW_WRITER", mode)
-    scheduler = Scheduler(db=db_url)
+    scheduler = Scheduler(db=store_url)
     assert scheduler.run(add_all([double(i) for i in range(300)])) == 2 * sum(range(300))
     store = scheduler.store
     assert _count(store, "lf_calls") == 301
@@ -47,9 +56,10 @@ def test_every_record_is_stored_and_reused(
     assert [tuple(r) for r in status] == [("done", 301)]
     assert store.statements > 0  # the writers' statements are counted too
     # A new process-like start: a fresh scheduler on the same store reuses everything.
-    again = Scheduler(db=db_url)
+    again = Scheduler(db=_reopened(store_url, store))
     assert again.run(add_all([double(i) for i in range(300)])) == 2 * sum(range(300))
     assert again.last_run.executed == 0
+    assert (again.last_run.jobs, again.last_run.cached) == (301, 301)
 
 
 @task
@@ -64,15 +74,16 @@ def shout(s: str) -> str:
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
 def test_awkward_text_and_bytes_round_trip(
-    db_url: str, mode: str, monkeypatch: pytest.MonkeyPatch
+    store_url: str, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tabs, newlines, backslashes, NUL-free unicode and NULLs survive the bulk paths
     (PostgreSQL batches of 100+ rows go through COPY)."""
     monkeypatch.setenv("LAZYFLOW_WRITER", mode)
     words = [f"w{i}\t\\N \u00e9\n'\"" for i in range(150)]
     expected = [w.upper() + "\t\\N\n" for w in words]
-    assert Scheduler(db=db_url).run(listed([shout(w) for w in words])) == expected
-    again = Scheduler(db=db_url)
+    first = Scheduler(db=store_url)
+    assert first.run(listed([shout(w) for w in words])) == expected
+    again = Scheduler(db=_reopened(store_url, first.store))
     assert again.run(listed([shout(w) for w in words])) == expected
     assert again.last_run.executed == 0
     previews = {r[0] for r in again.store.query(text("SELECT preview FROM lf_values"))}
@@ -81,7 +92,7 @@ def test_awkward_text_and_bytes_round_trip(
 
 def _tags(writer: StoreWriter, start: int, n: int) -> None:
     for i in range(start, start + n):
-        writer.put("tag", ("e" * 32, f"k{i}", str(i)))
+        writer.put(TagRecord("e" * 32, f"k{i}", str(i)))
 
 
 @pytest.fixture
@@ -92,7 +103,7 @@ def store(sqlite_url: str) -> Store:
 
 
 def test_auto_mode_starts_the_process_only_for_busy_runs(store: Store) -> None:
-    writer = StoreWriter(store, mode="auto")
+    writer = store.writer(mode="auto")
     for i in range(5):  # a slow run: a few records now and then
         _tags(writer, 10 * i, 10)
         time.sleep(0.05)
@@ -114,7 +125,7 @@ def test_auto_mode_starts_the_process_only_for_busy_runs(store: Store) -> None:
 
 
 def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
-    writer = StoreWriter(store, mode="process")
+    writer = store.writer(mode="process")
     _tags(writer, 0, 50)
     writer.flush()
     assert writer.uses_process
@@ -130,13 +141,14 @@ def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])
-def test_database_errors_are_reported(db_url: str, mode: str) -> None:
-    store = Store(db_url)
+def test_database_errors_are_reported(store_url: str, mode: str) -> None:
+    store = Store(store_url)
     store.ensure_schema()
-    writer = StoreWriter(store, mode=mode)
-    writer.put("tag", ("x" * 32, "ok", "1"))
+    writer = store.writer(mode=mode)
+    writer.put(TagRecord("x" * 32, "ok", "1"))
     writer.flush()
-    writer.put("call", ("c" * 40, None, "t", "r" * 40, "v" * 40, None, None, 0.0))  # NOT NULL
+    bad = CallRecord("c" * 40, None, "t", "r" * 40, "v" * 40, "e", "j", 0.0)  # type: ignore[arg-type]
+    writer.put(bad)  # task_hash is NOT NULL
     writer.close()
     assert writer.errors and "null" in str(writer.errors[0]).lower()
     assert _count(store, "lf_execution_tags") == 1
@@ -148,3 +160,18 @@ def test_unknown_writer_mode_is_a_clear_error(
     monkeypatch.setenv("LAZYFLOW_WRITER", "fast")
     with pytest.raises(StoreError, match=r"LAZYFLOW_WRITER='fast'.*auto, thread, process"):
         Scheduler(db=sqlite_url).run(double(1))
+
+
+def test_the_writer_process_commits_less_often_only_once_commits_get_slow() -> None:
+    """Quick commits keep the 0.5 s interval (what a kill of the writer process itself
+    loses); slow ones (big tables) stretch it so commits take a quarter of the time at
+    most, and never past MAX_COMMIT_INTERVAL."""
+    from lazyflow_core.store.batch_write import (
+        COMMIT_INTERVAL,
+        MAX_COMMIT_INTERVAL,
+        commit_interval,
+    )
+
+    assert commit_interval(0.0) == commit_interval(0.1) == COMMIT_INTERVAL == 0.5
+    assert commit_interval(0.3) == pytest.approx(1.2)
+    assert commit_interval(5.0) == MAX_COMMIT_INTERVAL == 2.0

@@ -42,7 +42,7 @@ def main(n):
     return combine([step(i) for i in range(n)])
 
 if __name__ == "__main__":
-    sched = Scheduler(db=sys.argv[1])
+    sched = Scheduler(db=sys.argv[1], executor=os.environ.get("LAZYFLOW_TEST_EXECUTOR", "threads"))
     result = sched.run(main(int(sys.argv[2]) if len(sys.argv) > 2 else 3))
     s = sched.last_run
     print(json.dumps({"result": result, "executed": s.executed, "cached": s.cached}))
@@ -50,11 +50,23 @@ if __name__ == "__main__":
 
 
 class Workflow:
-    """A workflow file in a temp dir that tests edit and re-run in fresh interpreters."""
+    """A workflow file in a temp dir that tests edit and re-run in fresh interpreters.
 
-    def __init__(self, directory: Path, db_url: str, source: str = WORKFLOW, name: str = "wf.py"):
+    The file's scheduler uses the executor named by ``LAZYFLOW_TEST_EXECUTOR``, which
+    `run` sets to `executor`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        db_url: str,
+        source: str = WORKFLOW,
+        name: str = "wf.py",
+        executor: str = "threads",
+    ):
         self.dir = directory
         self.db_url = db_url
+        self.executor = executor
         self.path = directory / name
         self.write(source)
 
@@ -79,6 +91,7 @@ class Workflow:
             text=True,
             cwd=self.dir,
             timeout=300,
+            env={**os.environ, "LAZYFLOW_TEST_EXECUTOR": self.executor},
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"workflow failed:\n{proc.stdout}\n{proc.stderr}")

@@ -65,17 +65,21 @@ def read_artifacts(prefect_harness: None) -> Callable[[Any], dict[str, Any]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    def read(flow_run_id: Any) -> dict[str, Any]:
+    def read_all(flow_run_id: Any) -> list[Any]:
         with get_client(sync_client=True) as client:
-            artifacts = client.read_artifacts(
+            return client.read_artifacts(
                 artifact_filter=ArtifactFilter(
                     flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
                 )
             )
+
+    def read(flow_run_id: Any) -> dict[str, Any]:
+        artifacts = read_all(flow_run_id)
         # A retried task publishes again under the same key: keep the latest version.
         artifacts.sort(key=lambda artifact: artifact.created)
         return {artifact.key: artifact for artifact in artifacts}
 
+    read.all = read_all  # type: ignore[attr-defined]
     return read
 
 

@@ -60,3 +60,27 @@ def test_run_lazyflow_with_a_block_or_its_name(
     assert executions(marker_dir, "square-2") == 1, "both runs used the same store"
     summary = read_artifacts(state.state_details.flow_run_id)[artifact_key(fanout.name)]
     assert f"--db '{sqlite_url}'" in summary.data
+
+
+def test_the_block_carries_the_signing_key(marker_dir: Path, sqlite_url: str) -> None:
+    """A block's signing key signs every value the run stores, and stays secret."""
+    from sqlalchemy import text
+
+    from lazyflow_core import Scheduler
+    from lazyflow_core.store.signing import key_id
+
+    key = "prefect-team-key-0123456789"
+    LazyFlowStore(url=sqlite_url, signing_key=key).save("signed-store", overwrite=True)
+    loaded = LazyFlowStore.load("signed-store")
+    assert loaded.get_signing_key() == key and key not in repr(loaded)
+
+    @flow
+    def signed() -> int:
+        return run_lazyflow(fanout, 3, str(marker_dir), db="lazyflow-store/signed-store")
+
+    assert signed() == 5
+    with Scheduler(db=sqlite_url, signing_key=key) as sched:
+        rows = sched.store.query(text("SELECT DISTINCT substr(signature, 1, 11) FROM lf_values"))
+        assert [r for (r,) in rows] == [f"s1:{key_id(key.encode())}"]
+        assert sched.run(fanout(3, str(marker_dir))) == 5
+        assert sched.last_run is not None and sched.last_run.executed == 0

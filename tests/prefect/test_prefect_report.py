@@ -97,7 +97,6 @@ def test_markdown_and_state_message_from_the_run_summary() -> None:
     summary = RunSummary(
         execution_id="abc123",
         status="done",
-        jobs=120,
         cached=118,
         executed=2,
         failed=0,
@@ -141,3 +140,37 @@ def test_format_seconds() -> None:
     assert format_seconds(1.234) == "1.23 s"
     assert format_seconds(125) == "2 min 5 s"
     assert format_seconds(7500) == "2 h 5 min"
+
+
+def test_real_run_events_pending_lines_neither_fill_the_cap_nor_say_done(
+    tmp_path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """Every job passes through `pending` (and `started`) before it ends: those are DEBUG,
+    never a ``done in -`` line, and never count towards the cap; the failure is an ERROR."""
+    import pytest
+
+    from lazyflow_core import Scheduler
+    from tests.prefect.workflows import fanout
+
+    marker = tmp_path / "calls"
+    marker.mkdir()
+    (marker / "fail-once-5").touch()
+    collector = JobCollector(LOG, max_log_lines=3)
+    with (
+        caplog.at_level(logging.DEBUG, logger=LOG.name),
+        Scheduler(db=f"sqlite:///{tmp_path}/lf.db", listeners=[collector]) as sched,
+        pytest.raises(RuntimeError, match="injected failure for x=5"),
+    ):
+        sched.run(fanout(6, str(marker)))
+    records = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert not [m for _, m in records if m.endswith("done in -")], records
+    info = [m for lvl, m in records if lvl == logging.INFO]
+    assert len([m for m in info if m.startswith("job ")]) == 3, info  # the cap, done lines
+    assert any(m.startswith("more than 3 jobs") for m in info)
+    errors = [m for lvl, m in records if lvl == logging.ERROR]
+    assert any(m.startswith("job square(5, ") and "injected failure" in m for m in errors)
+    assert any(m.endswith(" pending") for lvl, m in records if lvl == logging.DEBUG)
+    assert collector.counts()["failed"] >= 1
+    statuses = {row["status"] for row in collector.rows()}
+    assert "pending" not in statuses and "failed" in statuses

@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lazyflow_core import task
+from lazyflow_core import File, task
 from lazyflow_prefect import lazyflow_flow
 
 
@@ -74,6 +74,38 @@ def naps(n: int, seconds: float, marker_dir: str) -> int | None:
     return last
 
 
+@task
+def report_line(day: str, region: str, scale: int, marker_dir: str) -> str:
+    """One line of a daily report: a workflow with several positional parameters."""
+    _record(marker_dir, f"report-{day}-{region}")
+    return f"{day}/{region}:{scale}"
+
+
+@task
+def count_lines(path: File, shards: int) -> str:
+    """Lines of a text file, split into shards (File and int parameters from a form).
+
+    Args:
+        path: the text file to count.
+        shards: how many shards to report.
+    """
+    lines = Path(path.path).read_text().count("\n")
+    return f"{lines} lines in {shards} shards"
+
+
 # A deployable flow: Prefect finds it by the entrypoint "tests/prefect/workflows.py:fanout_flow"
 # (the store comes from LAZYFLOW_DB when it runs).
 fanout_flow = lazyflow_flow(fanout)
+
+
+@task
+def write_part(out_dir: str, i: int) -> File:
+    path = Path(out_dir, f"part-{i}.txt")
+    path.write_text(f"part {i}\n")
+    return File(path)
+
+
+@task
+def write_parts(out_dir: str, n: int) -> dict[str, list[File]]:
+    """Files as the workflow's result (nested in a dict): Prefect assets of the run."""
+    return {"parts": [write_part(out_dir, i) for i in range(n)]}

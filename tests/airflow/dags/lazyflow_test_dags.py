@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from airflow.sdk import DAG, task
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset, task
 
 from lazyflow_airflow import LazyFlowOperator, lazyflow_task, load_result
 
@@ -104,6 +105,22 @@ with DAG("lf_fail_fast", schedule=None, start_date=START) as lf_fail_fast:
         retries=3,
         retry_delay=NO_DELAY,
     )
+    LazyFlowOperator(
+        task_id="missing_connection",
+        workflow=f"{WF}:square",
+        op_kwargs={"x": 1, "counter_dir": CONF_DIR},
+        conn_id="lazyflow_no_such_connection",
+        retries=3,
+        retry_delay=NO_DELAY,
+    )
+    LazyFlowOperator(
+        task_id="bad_typed_arg",
+        workflow=f"{WF}:square",
+        op_kwargs={"x": "not a number", "counter_dir": CONF_DIR},
+        db=CONF_DB,
+        retries=3,
+        retry_delay=NO_DELAY,
+    )
 
 
 with DAG("lf_conn", schedule=None, start_date=START) as lf_conn:
@@ -156,9 +173,99 @@ with DAG("lf_lineage", schedule=None, start_date=START) as lf_lineage:
 
     LazyFlowOperator(
         task_id="lf",
-        workflow=f"{WF}:copy_upper",
+        workflow=f"{WF}:upper_then_count",
         op_kwargs={"src": File(os.path.join(_LINEAGE_DIR, "in.txt")), "out_dir": _LINEAGE_DIR},
         db=CONF_DB,
+    )
+
+
+_ASSETS_DIR = os.path.join(os.environ.get("AIRFLOW_HOME", "/tmp"), "assets")
+
+with DAG("lf_assets", schedule=None, start_date=START) as lf_assets:
+    from lazyflow_core import File
+
+    LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:upper_then_count",
+        op_kwargs={"src": File(os.path.join(_ASSETS_DIR, "in.txt")), "out_dir": _ASSETS_DIR},
+        db=CONF_DB,
+        inner_assets=True,
+    )
+
+
+with DAG(
+    "lf_asset_consumer",
+    # data-aware: runs when the lf_assets run writes count.txt
+    schedule=[Asset("file://" + os.path.join(_ASSETS_DIR, "count.txt"))],
+    start_date=START,
+) as lf_asset_consumer:
+    EmptyOperator(task_id="noop")
+
+
+with DAG("lf_many_jobs", schedule=None, start_date=START) as lf_many_jobs:
+    LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:squares_then_fail",
+        op_kwargs={"n": 12, "counter_dir": CONF_DIR},
+        db=CONF_DB,
+        max_job_lines=5,
+    )
+
+
+with DAG("lf_coerce", schedule=None, start_date=START) as lf_coerce:
+    # Templates render to strings: "3" for n, "true" for shout, a path for the File.
+    lf = LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:head_lines",
+        op_kwargs={
+            "src": "{{ dag_run.conf['src'] }}",
+            "n": "{{ dag_run.conf['n'] }}",
+            "shout": "{{ dag_run.conf['shout'] }}",
+        },
+        db=CONF_DB,
+    )
+    record("coerce", lf.output)
+
+
+with DAG("lf_explain", schedule=None, start_date=START) as lf_explain:
+    ran = LazyFlowOperator(
+        task_id="lf", workflow=f"{WF}:sum_of_squares", op_args=[3, CONF_DIR], db=CONF_DB
+    )
+    same = LazyFlowOperator(
+        task_id="explain_same",
+        workflow=f"{WF}:sum_of_squares",
+        op_args=[3, CONF_DIR],
+        db=CONF_DB,
+        dry_run=True,
+    )
+    more = LazyFlowOperator(
+        task_id="explain_more",
+        workflow=f"{WF}:sum_of_squares",
+        op_args=[4, CONF_DIR],
+        db=CONF_DB,
+        dry_run=True,
+    )
+    ran >> [same, more]
+
+
+with DAG("lf_config_executor", schedule=None, start_date=START) as lf_config_executor:
+    LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:sum_of_squares",
+        op_args=[3, CONF_DIR],
+        db=CONF_DB,
+        executor="local4",  # defined in the lazyflow.toml of the working directory
+    )
+
+
+with DAG("lf_timeout", schedule=None, start_date=START) as lf_timeout:
+    LazyFlowOperator(
+        task_id="lf",
+        workflow=f"{WF}:naps",
+        op_args=[4, 1.5, "{{ dag_run.conf['counter_dir'] }}"],
+        db=CONF_DB,
+        executor="threads",
+        execution_timeout=datetime.timedelta(seconds=2.5),
     )
 
 

@@ -1,0 +1,64 @@
+"""Data flow: for each argument of a call, the call whose result it is.
+
+The store records, per call argument, the hash of the call that produced the value
+(``lf_call_args.producer``; None: the value was given). It is known from the structure
+of the evaluation, not guessed from equal values:
+
+- an argument written as a call (``combine(merge(left), merge(right))``) was produced by
+  that call, whatever it returned (a call that returns its own input still is the
+  producer; lineage then follows the value through it, see `provenance.lineage`);
+- an argument the calling task passed on from its own arguments (``def outer(raw):
+  return inner(raw)``) has the producer of the caller's argument of the same value.
+
+Only calls that have such arguments pay for this: a fan-out of plain values under a
+root call given plain values does one ``isinstance`` check per argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .expression import CallExpression
+from .frames import CallFrame
+
+Producers = tuple[str | None, ...]
+
+
+def arg_producers(
+    frame: CallFrame,
+    digests: Sequence[tuple[str, bytes]],
+    frames: Mapping[int, Any] | None,
+    recorded: Mapping[CallFrame, Producers],
+) -> Producers | None:
+    """The producer of each of `frame`'s arguments (aligned with `digests`), or None
+    when every argument was given. `frames`: the evaluator's frames by expression id
+    (None: each expression holds its frame); `recorded`: producers of calls not
+    recorded yet (the caller's, for arguments passed on)."""
+    expr = frame.expr
+    out: list[str | None] | None = None
+    if any(type(a) is CallExpression for a in expr.args) or any(
+        type(v) is CallExpression for v in expr.kwargs.values()
+    ):
+        raw = dict(frame.task.bind(expr.args, expr.kwargs))
+        out = [_call_hash(raw.get(name), frames) for name, _ in digests]
+    parent = frame.context
+    inherited = recorded.get(parent) if parent is not None else None
+    if inherited and parent is not None:
+        by_digest = {d: p for (_, d), p in zip(parent.arg_digests, inherited, strict=False) if p}
+        if by_digest:
+            if out is None:
+                out = [None] * len(digests)
+            for i, (_, digest) in enumerate(digests):
+                if out[i] is None:
+                    out[i] = by_digest.get(digest)
+    if out is None or not any(out):
+        return None
+    return tuple(out)
+
+
+def _call_hash(value: Any, frames: Mapping[int, Any] | None) -> str | None:
+    if type(value) is not CallExpression:
+        return None
+    frame = frames.get(id(value)) if frames is not None else getattr(value, "_lf_frame", None)
+    return frame.call_hash if isinstance(frame, CallFrame) else None

@@ -1,0 +1,80 @@
+"""Stored first reductions: the expression a task body returned, pickled with its tasks
+named, never copied.
+
+When a cached call's own code and arguments are unchanged but a task below it changed,
+the evaluator evaluates the expression the body returned last time instead of running
+the body again (redun's single reduction; see `lookups.CacheLookups` and
+`Evaluator.call_reduced`). That expression holds the tasks it calls, and those are the
+ones that changed: pickled by value (a task of a ``__main__`` script is), the stored
+expression would bring the *old* code back. So every `Task` inside is written as its
+name and options only, and loading looks the name up in the live registry: the current
+definition runs. An expression naming a task that is not loaded cannot be used (the
+body runs instead): `ExpressionUnusable`. A dry run decodes them without running
+anything (`lazyflow_core.store.values.safe_expression`).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+from .task import Task, TaskOptions, get_task
+
+_TAG = "lazyflow.task"
+
+
+class ExpressionUnusable(Exception):
+    """A stored expression names a task that is not loaded now (its body runs instead)."""
+
+
+def _pickler_class(base: type[pickle.Pickler]) -> type[pickle.Pickler]:
+    class _ByName(base):  # type: ignore[misc, valid-type]
+        def persistent_id(self, obj: Any) -> Any:
+            if type(obj) is Task:
+                return (_TAG, obj.name, obj.options.as_dict())
+            return None
+
+    return _ByName
+
+
+_Pickler = _pickler_class(pickle.Pickler)
+
+
+def dumps_expression(expr: Any) -> bytes:
+    """`expr` pickled with each task as a reference by name (cloudpickle for the rest when
+    plain pickle cannot: lambdas, local classes)."""
+    buf = io.BytesIO()
+    try:
+        _Pickler(buf, protocol=5).dump(expr)
+    except Exception:
+        import cloudpickle
+
+        buf = io.BytesIO()
+        _pickler_class(cloudpickle.CloudPickler)(buf, protocol=5).dump(expr)
+    return buf.getvalue()
+
+
+def live_task(pid: Any) -> Task:
+    """The live task a stored reference names (``persistent_load`` of both unpicklers)."""
+    tag, name, options = pid
+    if tag != _TAG or not isinstance(options, dict):
+        raise pickle.UnpicklingError(f"unknown persistent id {tag!r}")
+    live = get_task(name)
+    if live is None:
+        raise ExpressionUnusable(f"task {name} is not loaded")
+    wanted = TaskOptions(**options)
+    if live.options == wanted:
+        return live
+    return Task(live.func, wanted, register=False)  # a variant made with .options()
+
+
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        return live_task(pid)
+
+
+def loads_expression(data: bytes) -> Any:
+    """The expression `dumps_expression` stored, its tasks the live definitions; raises
+    `ExpressionUnusable` (or any unpickling error) when it cannot be used."""
+    return _Unpickler(io.BytesIO(data)).load()
