@@ -322,7 +322,9 @@ class Task:
             and getattr(module, self.func.__qualname__, None) is self
         ):
             return (_import_task, (self.func.__module__, self.func.__qualname__))
-        return (_rebuild_task, (self.func, self.options))
+        # the name and module as the defining process saw them: a `__main__` script's
+        # task is ``script.f`` there, and the receiving process has another `__main__`
+        return (_rebuild_task, (self.func, self.options, self.name, self.module))
 
     # -- calling ---------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> CallExpression:
@@ -466,14 +468,28 @@ def _import_task(module: str, qualname: str) -> Task:
     return obj
 
 
-def _rebuild_task(func: Callable[..., Any], options: TaskOptions) -> Task:
+def _rebuild_task(
+    func: Callable[..., Any],
+    options: TaskOptions,
+    name: str | None = None,
+    module: str | None = None,
+) -> Task:
     """A task pickled by value, unpickled: the live definition of its name if there is
     one (the last definition wins), else the pickled task, unregistered.
+
+    It keeps the name it had where it was pickled (`name`, `module`; absent from pickles
+    older than them): its name is part of its hash, and a worker derives another one for
+    a function of a `__main__` script (its own `__main__` is not that script), so its
+    job's code check and any hash it computes would disagree with the scheduler's.
 
     Never registered: an old result holding an old definition must not make its code the
     definition again, and a worker that unpickles each job's task gets the code it was
     sent, not the first version it saw."""
     task = Task(func, options, register=False)
+    if name is not None and name != task.name:
+        task.name = name
+        task.module = module if module is not None else task.module
+        task._hash = None
     registered = _registry.get(task.name)
     # the live task, unless this one was derived from it with other options
     if registered is not None and registered.options == options:

@@ -48,3 +48,45 @@ def test_a_generated_module_name_gives_the_name_of_the_file(
         tasks.append(_import_as(path, module_name.replace("3f" * 20, folder * 40)).clean)
     assert [t.name for t in tasks] == ["etl.clean", "etl.clean"]
     assert tasks[0].hash == tasks[1].hash
+
+
+SCRIPT = """
+import pickle, sys
+import cloudpickle
+from lazyflow_core import task
+
+@task
+def shifted(x):
+    return x + 1
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "wb") as f:
+        cloudpickle.dump((shifted, shifted.name), f)
+"""
+
+LOAD = """
+import pickle, sys
+with open(sys.argv[1], "rb") as f:
+    task, name = pickle.load(f)
+print(task.name == name, task.name)
+"""
+
+
+def test_a_script_task_sent_by_value_keeps_its_name(tmp_path: Path) -> None:
+    # A worker (a Dask worker, a Batch container) unpickles a `__main__` script's task
+    # under its own `__main__`: its name (part of its hash, and what the job's code
+    # check looks its digest up by) must be the script's.
+    import subprocess
+
+    script = tmp_path / "wf_names.py"
+    script.write_text(SCRIPT)
+    sent = tmp_path / "task.pkl"
+    subprocess.run([sys.executable, str(script), str(sent)], check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD, str(sent)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.stdout.split() == ["True", "wf_names.shifted"]
