@@ -9,7 +9,23 @@ import pytest
 from lazyflow_core.errors import StoreError
 from lazyflow_core.records import KINDS, Kind, preview
 from lazyflow_core.store import schema
+from lazyflow_core.store.columns import TABLES, TableColumns
 from lazyflow_core.store.statements import _statement, write_plan
+
+
+def test_the_checked_in_columns_are_the_schemas() -> None:
+    """`columns.TABLES` (what the write plan is built from, without SQLAlchemy) says
+    what `schema.py` says: every table, its columns in order, its key, its required
+    columns."""
+    expected = {
+        name: TableColumns(
+            columns=tuple(c.name for c in table.columns),
+            key=tuple(c.name for c in table.primary_key.columns),
+            required=tuple(c.name for c in table.columns if not c.nullable and c.default is None),
+        )
+        for name, table in schema.metadata.tables.items()
+    }
+    assert expected == TABLES, f"update store/columns.py TABLES to: {expected!r}"
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
