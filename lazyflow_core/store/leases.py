@@ -60,17 +60,16 @@ class Leases:
     connection whose advisory lock says this run is alive).
     """
 
-    def __init__(self, engine: Any, dialect: str, execution_id: str, ttl: float) -> None:
+    def __init__(self, conn: Any, dialect: str, execution_id: str, ttl: float) -> None:
         self.dialect = dialect
         self.execution_id = execution_id
         self.ttl = ttl
         self.mark = "?" if dialect == "sqlite" else "%s"
         self.statements = 0
-        pooled = engine.raw_connection()
-        # Not the pool's: closing it must end the session (and free its advisory lock),
-        # and the autocommit mode set here must not reach other users of the pool.
-        pooled.detach()
-        self._conn: Any = pooled.dbapi_connection
+        # A DB-API connection of their own, no pool's (`Store._own_connection`): closing
+        # it must end the session (and free its advisory lock), and the autocommit mode
+        # set here must not reach other users of the pool.
+        self._conn: Any = conn
         if dialect == "sqlite":
             self._conn.isolation_level = None  # BEGIN IMMEDIATE by hand
         elif dialect == "postgresql":

@@ -3,7 +3,9 @@
 Opening a store applies schema migrations automatically (alembic, serialized by a file
 lock on SQLite and an advisory lock on PostgreSQL, so several processes may start at
 once). The check costs one query when the schema is current: alembic is imported only when
-there is something to upgrade.
+there is something to upgrade. On a SQLite file nor is SQLAlchemy: the check, the reads
+and the writers use sqlite3 connections (`sqlitefile`), and the engine is built on first
+use (to create or migrate the store, and for the provenance queries).
 
 Reads happen on the caller's thread (the scheduler batches its cache lookups); writes go
 through a `StoreWriter` thread that groups records into few transactions.
@@ -20,19 +22,18 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.pool import StaticPool
-
 from ..codechange import CodeVersion
 from ..config import default_db_url, discover, sqlite_file
 from ..errors import StoreError
-from . import schema
 from .blobs import BlobStore
 from .signing import SigningKeys, resolve_keys
+from .sqlitefile import SqliteFile, apply_pragmas, sqlite_read_only_uri
 from .values import Unreadable, load_expressions, load_value, read_values
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import DBAPIError
+
     from ..predict import RecordedCall
     from .leases import Leases
     from .writer import ConnectSpec, StoreWriter, WriteTarget
@@ -69,30 +70,6 @@ def schema_is_newer(revision: str | None) -> bool:
     return revision is not None and revision not in known_revisions()
 
 
-def sqlite_read_only_uri(path: str) -> str | None:
-    """The URI to open an existing SQLite file read-only, or None if it can be written.
-
-    A store in WAL mode needs its ``-shm`` index beside it. When the file cannot be
-    written but its directory can, ``mode=ro`` creates the index. When neither can (a
-    read-only mount, a published cache), the file is opened ``immutable``, which reads
-    the database file alone: right when no ``-wal`` file holds commits still to be
-    copied into it (after the last writer closed cleanly, it holds none).
-    """
-    if not os.path.exists(path):
-        return None
-    directory = os.path.dirname(path) or "."
-    if os.access(path, os.W_OK) and os.access(directory, os.W_OK):
-        return None
-    from urllib.parse import quote
-
-    uri = f"file:{quote(path)}?mode=ro"
-    wal = path + "-wal"
-    has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
-    if not os.access(directory, os.W_OK) and not has_wal and not os.path.exists(path + "-shm"):
-        uri += "&immutable=1"
-    return uri
-
-
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """`items` in slices of `size`: one ``IN (...)`` list per query, under every
     database's limit on bound parameters."""
@@ -102,6 +79,8 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 def redact(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
+    if url.partition("://")[0] in ("sqlite", "sqlite+pysqlite") and "@" not in url:
+        return url  # no password to hide (and no SQLAlchemy to import for it)
     try:
         from sqlalchemy.engine import make_url
 
@@ -111,7 +90,8 @@ def redact(url: str) -> str:
 
 
 class Store:
-    """Provenance and cache store behind a SQLAlchemy engine."""
+    """Provenance and cache store behind a SQLAlchemy engine (on a SQLite file, sqlite3
+    connections for a run and an engine built when something needs it: `sqlitefile`)."""
 
     def __init__(
         self,
@@ -129,14 +109,21 @@ class Store:
         # True for a SQLite file this process cannot write: reads work, a run's records
         # are not stored (`StoreWriter` counts them as lost).
         self.read_only = False
+        # The engine, once built (a list: what the finalizer below disposes of).
+        self._engines: list[Engine] = []
+        self._engine_lock = threading.Lock()
         try:
-            self.engine: Engine = self._make_engine(self.url)
+            # A SQLite file: connections through sqlite3, the engine only when needed.
+            self.file = SqliteFile.of(self.url)
+            if self.file is None:
+                self._engines.append(self._make_engine(self.url))
         except Exception as exc:
-            raise StoreError(
-                f"cannot open the lazyflow store at {redact(self.url)!r}: {exc}. Check the URL "
-                "(e.g. sqlite:///path/lazyflow.db or postgresql+psycopg://user@host/db)."
-            ) from exc
-        self.dialect = self.engine.dialect.name
+            raise self._open_error(exc) from exc
+        if self.file is not None:
+            self.read_only = self.file.read_only
+            self.dialect = "sqlite"
+        else:
+            self.dialect = self.engine.dialect.name
         blob_root = blobs or os.environ.get("LAZYFLOW_BLOBS")
         if blob_root is None and self.dialect == "sqlite" and self.sqlite_path:
             blob_root = os.path.join(os.path.dirname(self.sqlite_path) or ".", "blobs")
@@ -153,24 +140,53 @@ class Store:
         self._read_conns: list[Any] = []
         # A store dropped without close() still returns its connections (PostgreSQL
         # would otherwise warn about connections deleted while open).
-        weakref.finalize(self, _release, self._read_conns, self.engine)
+        weakref.finalize(self, _release, self._read_conns, self._engines)
+
+    def _open_error(self, exc: Exception) -> StoreError:
+        return StoreError(
+            f"cannot open the lazyflow store at {redact(self.url)!r}: {exc}. Check the URL "
+            "(e.g. sqlite:///path/lazyflow.db or postgresql+psycopg://user@host/db)."
+        )
 
     # -- engine and schema -------------------------------------------------------------
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (built on first use for a SQLite file: importing
+        SQLAlchemy is most of a small run's start-up, and a run needs no engine)."""
+        if not self._engines:
+            with self._engine_lock:
+                if not self._engines:
+                    try:
+                        self._engines.append(self._make_engine(self.url))
+                    except Exception as exc:
+                        raise self._open_error(exc) from exc
+        return self._engines[0]
+
+    @property
     def sqlite_path(self) -> str | None:
+        if self.file is not None:
+            return self.file.path
         if self.dialect != "sqlite":
             return None
         database = self.engine.url.database
         return None if not database or database == ":memory:" else os.path.abspath(database)
 
     def _make_engine(self, url: str) -> Engine:
+        from sqlalchemy import create_engine
+
+        if self.file is not None:  # the same connections as the store's own (pragmas too)
+            return create_engine(url, creator=self.file.connect)
         if url.startswith("sqlite"):
             return self._sqlite_engine(url)
         return create_engine(url, pool_pre_ping=True, **self._server_engine_options(url))
 
     def _sqlite_engine(self, url: str) -> Engine:
-        """An engine on a SQLite file; read-only (see `sqlite_read_only_uri`) when the
-        file or its directory cannot be written."""
+        """An engine on a SQLite URL that is not a plain file (`SqliteFile.of`): in
+        memory, or with options; read-only (see `sqlite_read_only_uri`) when the file
+        or its directory cannot be written."""
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.pool import StaticPool
+
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         database = engine.url.database
         uri = None
@@ -201,14 +217,7 @@ class Store:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=60000")
-            if uri is None:  # a read-only connection cannot change the journal mode
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: big runs insert millions
-            cur.execute("PRAGMA temp_store=MEMORY")
-            cur.close()
+            apply_pragmas(dbapi_conn, writable=uri is None)
 
         return engine
 
@@ -241,6 +250,11 @@ class Store:
         """
         if self._schema_ready:
             return
+        if self.file is not None and self._file_is_current():
+            self._schema_ready = True
+            return
+        from sqlalchemy.exc import DBAPIError
+
         try:
             revision = self.current_revision()
             if revision != HEAD_REVISION:
@@ -262,6 +276,26 @@ class Store:
         except DBAPIError as exc:
             raise self.database_error(exc) from exc
         self._schema_ready = True
+
+    def _file_is_current(self) -> bool:
+        """Whether the SQLite file is at this lazyflow's schema, asked through sqlite3 on
+        the thread's read connection (which the cache lookups then use), without
+        SQLAlchemy. Anything else (no store yet, an older or newer schema, a damaged
+        file) is False: the full check creates, migrates or says what is wrong."""
+        import sqlite3
+
+        try:
+            cur = self._read_cursor()
+            try:
+                row = cur.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+            finally:
+                cur.close()
+        except sqlite3.Error:
+            row = None
+        if row is not None and row[0] == HEAD_REVISION:
+            return True
+        self._drop_read_connection()  # the full check may change the schema under it
+        return False
 
     def _check_upgradable(self, revision: str | None) -> None:
         """A `StoreError` for a store this lazyflow cannot bring to its schema: written by
@@ -296,6 +330,8 @@ class Store:
                 f"cannot open the SQLite store {path}: {reason}. Check that its directory "
                 "exists and that you may read it (and write it, for a run)."
             )
+        from sqlalchemy.exc import OperationalError
+
         if isinstance(exc, OperationalError):  # connection-level: refused, timeout
             return StoreError(
                 f"cannot reach the lazyflow store at {redact(self.url)!r}: {reason}. Is the "
@@ -308,6 +344,9 @@ class Store:
         )
 
     def current_revision(self) -> str | None:
+        from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
         with self.engine.connect() as conn:
             try:
                 return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
@@ -327,6 +366,8 @@ class Store:
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)
         elif self.dialect == "postgresql":
+            from sqlalchemy import text
+
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
@@ -350,6 +391,10 @@ class Store:
         Equivalent to running every migration (a test checks they agree), without
         importing alembic, which alone costs ~0.4 s: most of a small run's start-up.
         """
+        from sqlalchemy import text
+
+        from . import schema
+
         with self.engine.begin() as conn:
             schema.metadata.create_all(conn)
             conn.execute(
@@ -378,7 +423,7 @@ class Store:
         log.info("lazyflow store at %s upgraded to %s", redact(self.url), revision)
 
     def close(self) -> None:
-        _release(self._read_conns, self.engine)
+        _release(self._read_conns, self._engines)
 
     # -- reads used by the scheduler -----------------------------------------------------
     def _read_cursor(self) -> Any:
@@ -389,7 +434,10 @@ class Store:
         """
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self.engine.raw_connection()
+            if self.file is not None:
+                conn = self.file.connect()
+            else:
+                conn = self.engine.raw_connection()
             if self.dialect == "postgresql":
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn = conn
@@ -419,7 +467,9 @@ class Store:
             with contextlib.suppress(ValueError):
                 self._read_conns.remove(conn)
             with contextlib.suppress(Exception):
-                conn.invalidate()
+                # a pooled connection is invalidated (not returned to the pool); sqlite3's
+                # own is closed
+                getattr(conn, "invalidate", conn.close)()
 
     def lookup_calls(self, call_hashes: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``{call_hash: (result_hash, validation_hash)}`` for the cached calls."""
@@ -517,7 +567,16 @@ class Store:
             return None
         from .leases import Leases
 
-        return Leases(self.engine, self.dialect, execution_id, ttl)
+        return Leases(self._own_connection(), self.dialect, execution_id, ttl)
+
+    def _own_connection(self) -> Any:
+        """A DB-API connection that is no pool's: closing it ends the session (and frees
+        its PostgreSQL advisory locks), and settings made on it reach no one else."""
+        if self.file is not None:
+            return self.file.connect()
+        pooled = self.engine.raw_connection()
+        pooled.detach()
+        return pooled.dbapi_connection
 
     def write_target(self) -> WriteTarget:
         """What a `StoreWriter` needs of this store (and nothing else of it)."""
@@ -525,7 +584,7 @@ class Store:
 
         return WriteTarget(
             dialect=self.dialect,
-            connect=self.engine.raw_connection,
+            connect=self.file.connect if self.file is not None else self.engine.raw_connection,
             process_connect=self._process_connect(),
             blobs=self.blobs,
             blob_threshold=self.blob_threshold,
@@ -542,11 +601,9 @@ class Store:
         """How a writer process connects to this store: (DB-API module, args, kwargs,
         dialect, SQLite pragmas), or None for stores it cannot write (in-memory SQLite,
         other drivers)."""
-        engine = self.engine
-        dialect = engine.dialect
-        if dialect.name == "sqlite":
+        if self.dialect == "sqlite":
             path = self.sqlite_path
-            if path is None or engine.url.query:
+            if path is None or (self.file is None and self.engine.url.query):
                 return None
             # The writer process inserts at random (hash) keys into indexes that grow
             # past 64 MiB in a million-call run; from there every insert misses the page
@@ -559,6 +616,8 @@ class Store:
                 f"PRAGMA cache_size=-{WRITER_CACHE_KIB}",
             ]
             return "sqlite3", [path], {"timeout": 60}, "sqlite", pragmas
+        engine = self.engine
+        dialect = engine.dialect
         if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
             args, kwargs = dialect.create_connect_args(engine.url)
             kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool))}
@@ -588,12 +647,13 @@ def _validation_set(tasks: str, files: str) -> tuple[list[list[str]], list[list[
     return t, f
 
 
-def _release(conns: list[Any], engine: Engine) -> None:
+def _release(conns: list[Any], engines: list[Engine]) -> None:
     for conn in conns:
         with contextlib.suppress(Exception):
             conn.close()
     conns.clear()
-    engine.dispose()
+    for engine in engines:
+        engine.dispose()
 
 
 def existing_store_url(db: str | None = None) -> str:

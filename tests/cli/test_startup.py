@@ -75,3 +75,17 @@ def test_log_of_one_execution_imports_neither_rich_nor_the_scheduler(
 ) -> None:
     loaded = _loaded(["log", "-", "--db", sqlite_store], tmp_path)
     assert not loaded & {"rich", "multiprocessing", "alembic", "lazyflow_core.scheduler"}
+
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+
+
+def test_a_cached_run_on_sqlite_imports_no_sqlalchemy(tmp_path: Path) -> None:
+    """A run on a SQLite store at the current schema checks the schema, looks up and
+    records through sqlite3 (store/sqlitefile.py): SQLAlchemy and alembic are for
+    creating or migrating a store, so only the first run, which creates it, loads them."""
+    db = f"sqlite:///{tmp_path / 'lazyflow.db'}"
+    args = ["run", str(DEMO), "main", "--n", "20", "--db", db]
+    assert {"sqlalchemy"} <= _loaded(args, tmp_path)  # creates the store
+    assert not _loaded(args, tmp_path) & {"sqlalchemy", "alembic"}  # served from the cache
+    assert not _loaded([*args[:-3], "--n", "21", *args[-2:]], tmp_path) & {"sqlalchemy"}

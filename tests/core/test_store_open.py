@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from sqlalchemy import event, inspect, text
 from lazyflow_core import StoreError
 from lazyflow_core.store import Store
 from lazyflow_core.store.sql import HEAD_REVISION, VERSION_TABLE
+from lazyflow_core.store.sqlitefile import SqliteFile
 
 
 def _at_once(n: int, fn: Callable[[], Any]) -> list[BaseException]:
@@ -47,21 +49,45 @@ def _open_and_close(url: str) -> None:
         store.close()
 
 
-def test_opening_a_current_store_is_one_connection_and_one_query(db_url: str) -> None:
-    """The schema check is one statement, and cache lookups reuse its connection."""
+def test_opening_a_current_store_is_one_connection_and_one_query(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The schema check is one statement, and cache lookups reuse its connection. On a
+    SQLite file that connection is sqlite3's, and no SQLAlchemy engine is built."""
     _open_and_close(db_url)
     store = Store(db_url)
     connects: list[int] = []
     statements: list[str] = []
-    event.listen(store.engine, "connect", lambda *_: connects.append(1))
-    event.listen(
-        store.engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql)
-    )
+    if store.file is not None:
+        connect = SqliteFile.connect
+
+        def traced(self: SqliteFile) -> sqlite3.Connection:
+            conn = connect(self)  # (its pragmas run before the trace starts)
+            connects.append(1)
+            conn.set_trace_callback(statements.append)
+            return conn
+
+        monkeypatch.setattr(SqliteFile, "connect", traced)
+    else:
+        event.listen(store.engine, "connect", lambda *_: connects.append(1))
+        event.listen(
+            store.engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, *_: statements.append(sql),
+        )
     store.ensure_schema()
     assert store.lookup_calls(["0" * 64]) == {}
     assert store.tasks_with_calls(["0" * 64]) == set()
-    assert statements == [f"SELECT version_num FROM {VERSION_TABLE}"]
+    assert statements[:1] == [f"SELECT version_num FROM {VERSION_TABLE}"]
     assert len(connects) == 1
+    if store.file is not None:
+        assert store._engines == []  # the engine is built only to create or migrate
+        assert [s.split(" FROM ")[1].split()[0] for s in statements[1:]] == [
+            "lf_calls",
+            "lf_tasks",
+        ]
+    else:
+        assert statements == [f"SELECT version_num FROM {VERSION_TABLE}"]
     store.close()
 
 
