@@ -146,6 +146,12 @@ def _packages_distributions() -> dict[str, list[str]]:
 @functools.cache
 def _distribution_version(module_name: str) -> str:
     top = module_name.split(".", 1)[0]
+    if top in sys.stdlib_module_names:
+        # The standard library comes with the interpreter (a distribution shipping a
+        # module of the same name would be shadowed by it): what the scan below would
+        # find is nothing, and the scan of every installed distribution costs 0.3 s to
+        # seconds, once per process that hashes a task using `time` or `json`.
+        return top
     dists = _packages_distributions().get(top)
     if not dists:
         return top

@@ -229,11 +229,12 @@ def run_command(
     _task, expr = loaded
     from ..scheduler import Scheduler
 
-    err = console(stderr=True)
     mode = "none" if quiet else progress
     if mode == "auto":
         mode = "live" if sys.stderr.isatty() else "plain"
-    _configure_logging(err if mode == "live" else None, verbose)
+    # rich (~25 ms to import) only for the live view: plain progress is print()ed
+    err = console(stderr=True) if mode == "live" else None
+    _configure_logging(err, verbose)
     reporter = _reporter(mode, err)
     sched = Scheduler(
         db=db,
