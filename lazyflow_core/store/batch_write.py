@@ -13,17 +13,21 @@ scheduler thread then waits for the GIL on every row (a "convoy": measured at ~1
 per row instead of ~10 µs), so the two never run in parallel and the run pays for both.
 The writer process (``python batch_write.py``, started by `StoreWriter` once a run is
 big enough) receives batches on its stdin, executes each as it arrives and commits them
-together every `COMMIT_INTERVAL` (longer once commits get slow: `commit_interval`)
-(`Transaction`), on the second core.
+together (`Transaction`), on the second core, by `COMMIT_AGE` after its oldest record
+was put (`commit_deadline`): what a kill of the process itself loses stays within the
+run's own crash bound.
 This module therefore imports only the standard library (start-up ~30 ms; it is run as a
 script, without importing the lazyflow package) and holds no state the parent needs.
 
 Wire format, both directions: an 8-byte big-endian length, then ``m`` and a marshal
 (or ``p`` and a pickle).
 Parent to child: ``("open", module, args, kwargs, dialect, pragmas, plan)`` first, then
-``("batch", batch)`` and ``("sync", token)``. Child to parent: ``("ready", None)`` once
-connected (or ``("failed", message)``), and ``("ack", token, errors, statements, lost)`` after
-every batch sent before the sync is committed. End of input (the parent closed the pipe,
+``("batch", batch, oldest)`` (`oldest`: the monotonic time at or after which all its
+records were put) and ``("sync", token)``. Child to parent: ``("ready", None)`` once
+connected (or ``("failed", message)``), ``("committed", n)`` after each commit (the
+first n batches are committed: the parent keeps the batches it sent until then, and
+writes them itself if this process dies), and ``("ack", token, errors, statements, lost)``
+after every batch sent before the sync is committed. End of input (the parent closed the pipe,
 or was killed) makes the child commit what it has received and exit, so a ``kill -9`` of a
 run loses nothing that reached the pipe.
 """
@@ -48,26 +52,29 @@ from typing import Any
 Batch = dict[str, list[tuple[Any, ...]]]
 
 _HEADER = struct.Struct(">Q")
-# The writer process commits what it has written every COMMIT_INTERVAL seconds (and at
-# every sync and at end of input), up to MAX_TRANSACTION_ROWS rows per transaction. With
-# random (hash) keys every commit rewrites each B-tree page it touched, so fewer, bigger
-# transactions cost several times less per row once the tables outgrow a few MiB.
-COMMIT_INTERVAL = 0.5
+# The writer process commits what it has written once its oldest record was put
+# COMMIT_AGE seconds ago (and at every sync and at end of input), up to
+# MAX_TRANSACTION_ROWS rows per transaction. A record is then committed within about
+# COMMIT_AGE plus the commit's own time of being put, whatever happens to the run: a
+# kill of the whole process group (a container stopped with SIGKILL) loses no more than
+# a kill of the run alone (docs/store.md, "What a crash loses"). With random (hash) keys
+# every commit rewrites each B-tree page it touched, so fewer, bigger transactions cost
+# less per row once the tables outgrow a few MiB: this is the interval's price
+# (benchmarks/README.md, "Commit age"). Before issue 13 the interval was 0.5 s from the
+# batch's arrival, stretched to 2 s once commits took over 0.125 s: a kill of the
+# process lost up to ~2.2 s. Commits are at least MIN_COMMIT_GAP apart, so that a
+# writer that fell behind (every batch already due when it arrives) does not commit
+# per batch and fall further behind.
+COMMIT_AGE = 0.4
+MIN_COMMIT_GAP = 0.1
 MAX_TRANSACTION_ROWS = 200_000
-# Once the tables are big (a run of hundreds of thousands of calls), a commit of 0.5 s
-# of rows rewrites tens of MiB of scattered pages and takes a third of that time: the
-# interval then grows to COMMIT_SHARE times the last commit's duration (commits take at
-# most 1/COMMIT_SHARE of the writer's time), up to MAX_COMMIT_INTERVAL. Smaller runs,
-# whose commits are quick, keep COMMIT_INTERVAL. This bounds only what a kill of the
-# writer process itself loses: the run's own crash bound does not depend on it (the
-# process commits what it received when the run dies).
-COMMIT_SHARE = 4
-MAX_COMMIT_INTERVAL = 2.0
 
 
-def commit_interval(last_commit_seconds: float) -> float:
-    """Seconds between commits, given how long the last one took."""
-    return min(MAX_COMMIT_INTERVAL, max(COMMIT_INTERVAL, COMMIT_SHARE * last_commit_seconds))
+def commit_deadline(oldest: float, arrived: float, last_commit: float) -> float:
+    """When a transaction whose oldest record was put at `oldest` must be committed
+    (monotonic times; `arrived`: when its batch came, which bounds a parent's clock that
+    would be ahead; `last_commit`: when the previous commit ended)."""
+    return max(min(oldest, arrived) + COMMIT_AGE, last_commit + MIN_COMMIT_GAP)
 
 
 Plan = tuple[tuple[str, str, int], ...]
@@ -330,32 +337,36 @@ def serve(reader: Reader, out_fd: int) -> None:
     _reply(out_fd, ("ready", None))
     tx = Transaction(conn, dialect, tuple(tuple(p) for p in plan))
     rows = 0
-    since = 0.0
-    interval = COMMIT_INTERVAL
+    deadline = 0.0  # when the open transaction is due (monotonic; the parent's clock)
+    last_commit = 0.0
+    batches = 0  # received, numbered from 1 as the parent numbers them
 
     def commit() -> None:
-        nonlocal rows, interval
-        started = time.monotonic()
-        tx.commit()
+        nonlocal rows, last_commit
         if rows:
-            interval = commit_interval(time.monotonic() - started)
+            tx.commit()
+            # the parent keeps what it sent until told: it writes it itself if we die
+            _reply(out_fd, ("committed", batches))
         rows = 0
+        last_commit = time.monotonic()
 
     while True:
-        timeout = None if not rows else max(0.0, since + interval - time.monotonic())
+        timeout = None if not rows else max(0.0, deadline - time.monotonic())
         if not reader.wait(timeout):
-            commit()  # nothing new for a while: what is pending is old enough
+            commit()  # nothing new before the oldest pending record is due
             continue
         message = reader.read()
         if message is None:  # end of input: the run is over (or the parent was killed)
             commit()
             break
         if message[0] == "batch":
-            if not rows:
-                since = time.monotonic()
+            # time.monotonic is the system's CLOCK_MONOTONIC: the parent's times compare
+            due = commit_deadline(message[2], time.monotonic(), last_commit)
+            deadline = due if not rows else min(deadline, due)
             rows += sum(len(r) for r in message[1].values()) or 1
+            batches += 1
             tx.add(message[1])
-            if rows >= MAX_TRANSACTION_ROWS or time.monotonic() - since >= interval:
+            if rows >= MAX_TRANSACTION_ROWS or time.monotonic() >= deadline:
                 commit()
         else:  # sync: commit now and report
             commit()

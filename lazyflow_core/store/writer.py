@@ -13,9 +13,11 @@ else about it. Under load the batches grow; when idle, a record reaches the data
 When a run produces records fast (the scheduler thread is busy), the writer hands the
 database work to a *writer process* (`batch_write`): a thread cannot insert rows in
 parallel with a busy scheduler thread, because the GIL turns every inserted row into a
-wait (see `batch_write`). Records are held while the process starts (~30 ms); runs that
-never get busy never start it. ``LAZYFLOW_WRITER=thread`` keeps all writes in the thread;
-``LAZYFLOW_WRITER=process`` uses the process from the first record.
+wait (see `batch_write`). While the process starts (~30 ms; up to a second on a loaded
+machine), this thread keeps writing, in short transactions, and hands over once the
+process is up; runs that never get busy never start it. ``LAZYFLOW_WRITER=thread`` keeps
+all writes in the thread; ``LAZYFLOW_WRITER=process`` starts the process with the first
+record (and waits for it at the first flush).
 """
 
 from __future__ import annotations
@@ -57,19 +59,23 @@ _POLL = 0.02
 _MAX_ROWS = 50_000
 # A drain of at least this many records (in one _POLL) means the scheduler thread is busy
 # producing them: writing them from this thread now would mostly wait for the GIL (see
-# `batch_write`). In auto mode the writer process is started then, and records are held
-# until it is ready (up to START_SECONDS after its start) or the run ends (a flush), then
-# sent to it. Runs that never get busy never start the process.
+# `batch_write`). In auto mode the writer process is started then; runs that never get
+# busy never start it.
 #
-# Held records are not safe, and neither are records this thread is writing: they are
-# safe once committed, or once in the process's pipe. Holding until the process is up
-# (~30 ms; 0.1-0.3 s on a loaded machine) keeps that window short. Writing them here
-# instead, when the run seemed to pause, was the cause of a busy run losing its first
-# ~2,000 calls (12k records, one transaction) finished over a second before a kill: the
-# pause was the scheduler waiting for this very backlog (`wait_lag`), and the write, in
-# one transaction competing with the scheduler thread for the GIL, took over a second.
+# Records are safe once committed, or once in the process's pipe (it commits what it
+# received even if this process dies). Until the process is up (~30 ms; 0.1-0.8 s on a
+# loaded machine) this thread writes what comes in transactions of at most
+# START_RECORDS records (~10-20 ms each when it has the GIL; when it competes with the
+# scheduler thread for it, the run's backpressure on `lag` makes the scheduler wait), so
+# a crash then loses no more than at any other time. The hand-over is sequential: the
+# thread's last transaction is committed before the first batch goes to the process, so
+# the two never hold write locks at once (SQLite) nor lock rows against each other
+# (PostgreSQL), and no record goes both ways. Holding the records for the process
+# instead (before issue 13) lost up to the whole start-up, ~0.8 s, at a kill; writing
+# them in one transaction lost more (12k records, over a second under the GIL).
 BUSY_RECORDS = 250
-START_SECONDS = 2.0
+START_RECORDS = 1_000
+START_SECONDS = 2.0  # a process not up by then is not waited for: full-size transactions
 COST_RECORDS = 20_000
 _MODES = ("auto", "thread", "process")
 _MAX_ERRORS = 20  # errors kept (the count of lost records covers the rest)
@@ -140,11 +146,14 @@ class StoreWriter:
         self._process: WriterProcess | None = None
         self._process_failed = False
         self._process_started = 0.0  # monotonic time the writer process was started
+        self._handed = False  # batches have gone to the writer process
         # Monotonic time before which every queued record is safe: committed, or in the
         # writer process's pipe (it commits what it received even if this process dies).
         self._safe_at = time.monotonic()
         self._holding = False  # records drained from the queue, not written yet
         self._cost = 0.0  # seconds per record this thread took to store, lately
+        # set at the hand-over to the writer process: a send costs nothing like a write
+        self._cost_reset = False
         self._beating: str | None = None  # the execution whose heartbeat this writes
         self._next_beat = 0.0  # monotonic time of the next heartbeat
         self._beat_every = liveness.HEARTBEAT_SECONDS
@@ -228,39 +237,30 @@ class StoreWriter:
         with contextlib.suppress(Exception):  # connect while the run starts; else on use
             self._conn = self.target.connect()
         held: dict[type, list[Any]] = defaultdict(list)
-        held_n = 0
-        safe_at = self._safe_at  # what is safe once the held records are written
         try:
             while True:
                 self._heartbeat()
                 now = time.monotonic()
                 if not self._queue:
-                    if held_n and self._process_coming():
-                        time.sleep(_POLL / 4)  # the writer process is on its way: wait
-                    elif held_n:  # nothing new for a poll: the run paused; write now
-                        held_n = self._write_held(held, held_n)
-                        self._safe(safe_at)
-                    elif self._stop:
+                    if self._stop:
                         return
-                    else:
-                        self._safe_at = now  # all put before `now` is safe
-                        self._wake.wait(_POLL)
-                        self._wake.clear()
+                    self._safe_at = now  # all put before `now` is safe
+                    self._wake.wait(_POLL)
+                    self._wake.clear()
                     continue
-                if not held_n:
-                    safe_at = self._safe_at
                 self._holding = True
-                n, flush = self._drain(held)
-                if not self._queue or flush is not None:
-                    safe_at = now  # once these are written, all put before `now` is
-                held_n += n
-                if flush is None and self._hold(n >= BUSY_RECORDS):
-                    time.sleep(_POLL / 4)  # hold them until the writer process is up
-                    continue
-                started, written = time.monotonic(), held_n
-                held_n = self._write_held(held, held_n)
-                self._safe(safe_at)
-                self._measure(written, time.monotonic() - started)
+                limit = START_RECORDS if self._process_coming() else _MAX_ROWS
+                n, flush = self._drain(held, limit)
+                emptied = flush is not None or not self._queue
+                if self.mode == "process" or n >= BUSY_RECORDS:
+                    self._start_process()
+                if flush is not None and self.mode == "process":
+                    self._ready_process(block=True)  # the last records go through it
+                started, oldest = time.monotonic(), self._safe_at
+                self._write_held(held, n, oldest)
+                # once written, all put before `now` is safe if the drain took it all
+                self._safe(now if emptied else oldest)
+                self._measure(n, time.monotonic() - started)
                 if flush is not None:
                     self._sync()
                     flush.done.set()  # (after errors, too: they are in `errors`)
@@ -273,7 +273,9 @@ class StoreWriter:
         """Fold a write's time per record into `_cost`: a moving average over the last
         ~`COST_RECORDS` records (a send to the writer process is quick until its pipe
         fills, then it waits for the process: only an average says how fast it goes)."""
-        if records:
+        if records and self._cost_reset:  # the first send to the writer process
+            self._cost, self._cost_reset = seconds / records, False
+        elif records:
             weight = records / (records + COST_RECORDS)
             self._cost += weight * (seconds / records - self._cost)
 
@@ -282,12 +284,12 @@ class StoreWriter:
         self._safe_at = max(self._safe_at, safe_at)
         self._holding = False
 
-    def _drain(self, held: dict[type, list[Any]]) -> tuple[int, _Flush | None]:
-        """Move queued records into `held` by type, up to `_MAX_ROWS` or a flush marker
+    def _drain(self, held: dict[type, list[Any]], limit: int) -> tuple[int, _Flush | None]:
+        """Move queued records into `held` by type, up to `limit` or a flush marker
         (returned: everything before it must be committed before it is released)."""
         queue = self._queue
         n = 0
-        while queue and n < _MAX_ROWS:
+        while queue and n < limit:
             record = queue.popleft()
             cls = type(record)
             if cls is _Flush:
@@ -296,40 +298,33 @@ class StoreWriter:
             n += 1
         return n, None
 
-    def _hold(self, busy: bool) -> bool:
-        """Whether to hold records a little longer: the writer process (started now if
-        the run is `busy`, in auto mode) is on its way but not up yet."""
-        if busy and self.mode == "auto":
-            self._start_process()
-        return self._process_coming()
-
     def _process_coming(self) -> bool:
         """The writer process was started, is not up yet, and may still come up (see
-        `START_SECONDS`): what is held waits for it rather than being written here."""
+        `START_SECONDS`): this thread writes in short transactions meanwhile."""
         if self._process is None or self._ready_process() is not None:
             return False
         # (_ready_process drops a process that failed to start)
         starting = time.monotonic() - self._process_started < START_SECONDS
         return self._process is not None and starting
 
-    def _write_held(self, held: dict[type, list[Any]], n: int) -> int:
-        """Write the held records (emptying `held`); returns the new held count, 0."""
+    def _write_held(self, held: dict[type, list[Any]], n: int, oldest: float) -> None:
+        """Write the held records (emptying `held`), all put at or after `oldest`
+        (monotonic time: the writer process commits them in time by it)."""
         if n:
             records = {cls: rows for cls, rows in held.items() if rows}
             held.clear()
             if self.target.read_only:  # nothing can be written: count, do not try
                 self.lost += n
-                return 0
+                return
             try:
                 batch = self._rows(records)
             except BaseException as exc:
                 self._failed(exc, n)
-                return 0
+                return
             try:
-                self._write(batch)
+                self._write(batch, oldest)
             except BaseException as exc:
                 self._failed(exc, sum(len(rows) for rows in batch.values()))
-        return 0
 
     def _failed(self, exc: BaseException, records: int) -> None:
         """`records` were not stored because of `exc`. The first failure is logged now;
@@ -418,25 +413,55 @@ class StoreWriter:
             sealed,
         )
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch, oldest: float) -> None:
         process = self._ready_process()
         if process is not None:
             try:
-                process.send(batch)
-                return
-            except OSError as exc:  # the process died: what it had not committed is lost
-                self._process_failed = True
-                self._process = None
-                self.errors.extend(StoreError(e) for e in process.close())
-                self._failed(
-                    StoreError(f"the lazyflow writer process stopped ({exc}); writing in-process"),
-                    process.sent,
-                )
+                if not self._handed:  # the hand-over: the thread has committed its last
+                    self._handed = self._cost_reset = True
+                process.send(batch, oldest)
+            except OSError as exc:
+                self._process_stopped(process, exc)  # (this batch is among its pending)
+            return
+        self._write_here(batch)
+
+    def _write_here(self, batch: Batch) -> None:
+        """Write `batch` in one transaction of this thread's connection."""
         if self._conn is None:
             self._conn = self.target.connect()
         self.target.count_statements(
             batch_write.apply_batch(self._conn, self.target.dialect, self._plan, batch)
         )
+
+    def _process_stopped(self, process: WriterProcess, exc: BaseException) -> None:
+        """The writer process died (killed, out of memory): write here, from now on and
+        first what it had not said it committed (kept for this: nothing is lost while
+        this process lives; a batch it did commit is written again, which its keys
+        make a no-op)."""
+        self._process_failed = True
+        self._process = None
+        with contextlib.suppress(Exception):
+            process.collect()  # what it committed before it died, said in its last words
+        self.errors.extend(StoreError(e) for e in process.close())
+        pending = [batch for _, batch in process.pending]
+        records = sum(len(rows) for batch in pending for rows in batch.values())
+        log.warning(
+            "lazyflow: the writer process stopped (%s); writing in-process, starting with "
+            "the %d records it had not committed",
+            exc,
+            records,
+        )
+        self.errors.append(
+            StoreError(
+                f"the lazyflow writer process stopped ({exc}); its {records} uncommitted "
+                "records were written in-process"
+            )
+        )
+        for batch in pending:
+            try:
+                self._write_here(batch)
+            except BaseException as failure:
+                self._failed(failure, sum(len(rows) for rows in batch.values()))
 
     def _start_process(self) -> None:
         """Start the writer process (once; it connects while records keep coming)."""
@@ -450,15 +475,13 @@ class StoreWriter:
         if self._process is None:
             self._process_failed = True
 
-    def _ready_process(self) -> WriterProcess | None:
-        """The writer process if it is up (mode ``process``: started, waited for)."""
-        if self.mode == "process":
-            self._start_process()
+    def _ready_process(self, block: bool = False) -> WriterProcess | None:
+        """The writer process if it is up (`block`: wait for it to be)."""
         process = self._process
         if process is None:
             return None
         if not process.ready:
-            failure = process.poll_ready(block=self.mode == "process")
+            failure = process.poll_ready(block=block)
             if failure is not None:
                 self._process_failed = True
                 self._process = None
@@ -475,11 +498,7 @@ class StoreWriter:
         try:
             errors, statements, lost = process.sync()
         except Exception as exc:
-            self._process_failed = True
-            self._process = None
-            self.errors.extend(StoreError(e) for e in process.close())
-            # what it had not acknowledged may not have been committed
-            self._failed(StoreError(f"the lazyflow writer process stopped: {exc}"), process.sent)
+            self._process_stopped(process, exc)
             return
         self.target.count_statements(statements)
         self.errors.extend(StoreError(e) for e in errors[: max(0, _MAX_ERRORS - len(self.errors))])
@@ -498,6 +517,11 @@ class WriterProcess:
         self.unacknowledged = False
         self.sent = 0  # rows sent since the last acknowledged sync
         self._token = 0
+        # Batches sent that the process has not said it committed, numbered from 1 in
+        # the order sent (it numbers them the same way): if it dies, the writer thread
+        # writes them itself.
+        self.pending: deque[tuple[int, Batch]] = deque()
+        self._batches = 0
 
     @classmethod
     def start(cls, target: WriteTarget, plan: Plan) -> WriterProcess | None:
@@ -533,10 +557,30 @@ class WriterProcess:
         self.ready = True
         return None
 
-    def send(self, batch: Batch) -> None:
+    def send(self, batch: Batch, oldest: float) -> None:
+        """Send `batch`, whose records were all put at or after `oldest` (monotonic)."""
+        self.collect()
         self.unacknowledged = True  # batches sent since the last acknowledged sync
         self.sent += sum(len(rows) for rows in batch.values())
-        batch_write.send(self.stdin, ("batch", batch))
+        self._batches += 1
+        self.pending.append((self._batches, batch))
+        batch_write.send(self.stdin, ("batch", batch, oldest))
+
+    def collect(self) -> None:
+        """Read what the process said without waiting: which batches it committed (it
+        says so after every commit; reading before every send keeps its pipe from
+        filling up)."""
+        while self.reader.ready():
+            message = self.reader.read()
+            if message is None:
+                return
+            self._committed(message)
+
+    def _committed(self, message: Any) -> None:
+        if message[0] == "committed":
+            pending = self.pending
+            while pending and pending[0][0] <= message[1]:
+                pending.popleft()
 
     def sync(self) -> tuple[list[str], int, int]:
         """Errors, statement count and rows lost (failed writes) of everything sent
@@ -547,9 +591,11 @@ class WriterProcess:
             message = self.reader.read()
             if message is None:
                 raise OSError(f"writer process exited with code {self.proc.wait()}")
+            self._committed(message)
             if message[0] == "ack" and message[1] == self._token:
                 self.unacknowledged = False  # everything sent is committed
                 self.sent = 0
+                self.pending.clear()
                 return list(message[2]), int(message[3]), int(message[4])
 
     def close(self, wait: bool = True) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +16,8 @@ from lazyflow_core import Scheduler, task
 from lazyflow_core.errors import StoreError
 from lazyflow_core.records import CallRecord, TagRecord
 from lazyflow_core.store import Store
-from lazyflow_core.store.writer import BUSY_RECORDS, StoreWriter
+from lazyflow_core.store.writer import BUSY_RECORDS, START_RECORDS, StoreWriter
+from tests.faults.harness import slow_writer_start
 
 from .workflows import dangling_calls
 
@@ -162,16 +164,61 @@ def test_unknown_writer_mode_is_a_clear_error(
         Scheduler(db=sqlite_url).run(double(1))
 
 
-def test_the_writer_process_commits_less_often_only_once_commits_get_slow() -> None:
-    """Quick commits keep the 0.5 s interval (what a kill of the writer process itself
-    loses); slow ones (big tables) stretch it so commits take a quarter of the time at
-    most, and never past MAX_COMMIT_INTERVAL."""
-    from lazyflow_core.store.batch_write import (
-        COMMIT_INTERVAL,
-        MAX_COMMIT_INTERVAL,
-        commit_interval,
-    )
+def test_the_writer_process_commits_by_the_age_of_its_oldest_record() -> None:
+    """A transaction is committed COMMIT_AGE after its oldest record was put (by the
+    run's clock, never later than its arrival says), so a kill of the writer process
+    loses no more than the run's own crash bound; commits stay MIN_COMMIT_GAP apart."""
+    from lazyflow_core.store.batch_write import COMMIT_AGE, MIN_COMMIT_GAP, commit_deadline
 
-    assert commit_interval(0.0) == commit_interval(0.1) == COMMIT_INTERVAL == 0.5
-    assert commit_interval(0.3) == pytest.approx(1.2)
-    assert commit_interval(5.0) == MAX_COMMIT_INTERVAL == 2.0
+    assert COMMIT_AGE <= 0.4
+    assert commit_deadline(10.0, 10.3, 0.0) == pytest.approx(10.0 + COMMIT_AGE)
+    # a parent clock ahead of ours is not trusted past the batch's arrival
+    assert commit_deadline(99.0, 10.3, 0.0) == pytest.approx(10.3 + COMMIT_AGE)
+    # a writer behind (the batch is due already) does not commit per batch
+    assert commit_deadline(1.0, 10.3, 10.25) == pytest.approx(10.25 + MIN_COMMIT_GAP)
+
+
+def test_a_killed_writer_process_loses_nothing_it_had_not_committed(store: Store) -> None:
+    """The writer thread keeps what it sent until the process says it committed it; if
+    the process dies, the thread writes that itself: nothing is lost, nothing doubled."""
+    writer = store.writer(mode="process")
+    _tags(writer, 0, 50)
+    writer.flush()  # the process is up
+    process = writer._process
+    assert process is not None and writer.uses_process
+    _tags(writer, 50, 300)
+    assert _wait(lambda: writer.backlog == 0 and not writer._holding)  # all sent
+    process.proc.send_signal(signal.SIGKILL)  # before its commit (COMMIT_AGE)
+    process.proc.wait()
+    _tags(writer, 350, 50)
+    writer.close()
+    assert writer.lost == 0
+    assert _count(store, "lf_execution_tags") == 400
+    assert any("uncommitted records were written in-process" in str(e) for e in writer.errors)
+
+
+def test_records_are_safe_while_the_writer_process_starts(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the process is up (slowed to 1.5 s here, as on a loaded machine), the
+    writer thread commits what comes in short transactions; it used to hold the records
+    for the process, and a kill then lost them all."""
+    for name, value in slow_writer_start(1.5).items():
+        monkeypatch.setenv(name, value)
+    writer = store.writer(mode="process")
+    _tags(writer, 0, 3 * START_RECORDS)
+    assert _wait(lambda: _count(store, "lf_execution_tags") == 3 * START_RECORDS, 1.2)
+    assert writer._process is not None and not writer.uses_process  # still starting
+    _tags(writer, 3 * START_RECORDS, 100)
+    writer.close()  # (mode "process": the last records wait for it, and go through it)
+    assert writer.errors == [] and writer.lost == 0
+    assert _count(store, "lf_execution_tags") == 3 * START_RECORDS + 100
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True

@@ -98,10 +98,30 @@ class Outcome:
         return sorted(((i, age) for i, age in before if i in again), key=lambda pair: -pair[1])
 
 
-def _env(log: Path) -> dict[str, str]:
+def _env(log: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "LAZYFLOW_FAULTS_LOG": str(log)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    for name, value in (extra or {}).items():
+        env[name] = value if name != "PYTHONPATH" else f"{value}{os.pathsep}{env[name]}"
     return env
+
+
+def slow_writer_start(seconds: float) -> dict[str, str]:
+    """Environment under which the store's writer process takes `seconds` longer to
+    start (``slow_start/sitecustomize.py``), as on a loaded machine."""
+    return {
+        "PYTHONPATH": str(Path(__file__).with_name("slow_start")),
+        "LAZYFLOW_TESTS_WRITER_START_DELAY": str(seconds),
+    }
+
+
+def writer_process(run: int) -> int | None:
+    """The pid of the run's store writer process, if it has one."""
+    for pid in descendants(run):
+        with contextlib.suppress(OSError):
+            if b"batch_write.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
 
 
 def kill_run(
@@ -115,17 +135,21 @@ def kill_run(
     delay: float,
     linger: float = 20.0,
     group: bool = False,
+    env: dict[str, str] | None = None,
+    target: str = "run",
 ) -> Outcome:
     """Run the workflow, kill it with `signum` once `after` calls completed and `delay`
     seconds passed (`group`: signal its whole process group, as a shell or a service
-    manager does); returns the outcome (survivors checked for up to `linger` s)."""
+    manager does; `target` "writer": kill only the run's store writer process, and let
+    the run go on to its end); returns the outcome (survivors checked for up to `linger`
+    s). `env` adds to the run's environment."""
     log = tmp / "killed.log"
     proc = subprocess.Popen(
         [sys.executable, str(WORKFLOW), db, executor, str(n), str(seconds)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(log),
+        env=_env(log, env),
         cwd=tmp,
         start_new_session=True,
     )
@@ -138,8 +162,13 @@ def kill_run(
             time.sleep(0.005)
         time.sleep(delay)
         helpers = descendants(proc.pid)
+        writer = writer_process(proc.pid) if target == "writer" else None
+        if target == "writer" and writer is None:
+            raise AssertionError(f"the run has no writer process to kill: {helpers}")
         killed_at = time.time()
-        if group:
+        if writer is not None:
+            os.kill(writer, signum)
+        elif group:
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)

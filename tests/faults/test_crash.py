@@ -34,7 +34,16 @@ import pytest
 
 from lazyflow_core.provenance import Provenance
 
-from .harness import ROOT, WORKFLOW, Outcome, _env, kill_run, read_log, rerun
+from .harness import (
+    ROOT,
+    WORKFLOW,
+    Outcome,
+    _env,
+    kill_run,
+    read_log,
+    rerun,
+    slow_writer_start,
+)
 from .workflow import expected
 
 pytestmark = [
@@ -155,6 +164,79 @@ def test_sigterm_to_the_process_group_of_a_busy_run_loses_nothing(
     late = [(i, round(age, 3)) for i, age in outcome.lost if age > BUSY_BOUND / 2]
     assert not late, f"{where}: {len(late)} calls completed before the signal were lost"
     assert not outcome.survivors, where
+
+
+def test_a_busy_run_killed_while_its_writer_process_starts_keeps_its_calls(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A busy run whose writer process is slow to start (1.8 s, as on a loaded machine),
+    killed before it is up: the writer thread writes in short transactions until then.
+    It held the records for the process, and the kill lost all of them (calls finished
+    up to 1.25 s before it; the scheduler, waiting for the writer, does not stop the
+    pool's workers from finishing the calls it had handed out)."""
+    rng = random.Random(f"{SEED}-busy-starting")
+    n, after, delay = 40_000, rng.randint(300, 1000), rng.uniform(0.9, 1.3)
+    where = f"seed {SEED}: killed after {after} calls + {delay:.2f} s, writer process starting"
+    outcome = kill_run(
+        tmp_path,
+        sqlite_url,
+        "threads",
+        n,
+        0.0,
+        signal.SIGKILL,
+        after,
+        delay,
+        env=slow_writer_start(1.8),
+    )
+    assert outcome.returncode == -signal.SIGKILL, f"{where}: the run ended before the kill"
+    rerun(tmp_path, sqlite_url, n, 0.0, outcome)
+    late = [(i, round(age, 3)) for i, age in outcome.lost if age > BUSY_BOUND]
+    assert not late, f"{where}: {len(late)} calls completed before the bound were lost: {late[:5]}"
+    assert outcome.rerun_stdout.strip() == str(expected(n)), where
+
+
+def test_a_killed_writer_process_loses_nothing_of_a_run_that_goes_on(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """SIGKILL to the store's writer process alone (out of memory, a stray kill): the
+    run writes in-process from then on, starting with what the process had not
+    committed (it keeps its batches until told), and ends well; nothing is lost. It
+    used to lose the process's open transaction (~0.5 s of calls), with a warning."""
+    rng = random.Random(f"{SEED}-writer")
+    n, after, delay = 40_000, rng.randint(2000, 5000), rng.uniform(0.2, 0.5)
+    where = f"seed {SEED}: writer process killed after {after} calls + {delay:.2f} s"
+    outcome = kill_run(
+        tmp_path, sqlite_url, "threads", n, 0.0, signal.SIGKILL, after, delay, target="writer"
+    )
+    assert outcome.returncode == 0, f"{where}: {outcome.stderr}"
+    assert "could not be stored" not in outcome.stderr, f"{where}: {outcome.stderr}"
+    rerun(tmp_path, sqlite_url, n, 0.0, outcome)
+    assert outcome.rerun == [], f"{where}: {len(outcome.rerun)} calls were not stored"
+    assert outcome.rerun_stdout.strip() == str(expected(n)), where
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], where
+
+
+def test_sigkill_to_the_process_group_of_a_busy_run_keeps_the_bound(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A container stopped with SIGKILL kills the run and its writer process at once:
+    what the process had not committed is lost too, and it commits by the age of its
+    oldest record (`batch_write.COMMIT_AGE`), so the loss stays within the run's bound.
+    (It committed every 0.5 s after a batch arrived, stretched to 2 s on big tables.)"""
+    rng = random.Random(f"{SEED}-group-kill")
+    n, after, delay = 40_000, rng.randint(500, 3000), rng.uniform(0.3, 0.8)
+    where = f"seed {SEED}: SIGKILL to the group after {after} calls + {delay:.2f} s"
+    outcome = kill_run(
+        tmp_path, sqlite_url, "threads", n, 0.0, signal.SIGKILL, after, delay, group=True
+    )
+    assert outcome.returncode == -signal.SIGKILL, f"{where}: the run ended before the kill"
+    rerun(tmp_path, sqlite_url, n, 0.0, outcome)
+    late = [(i, round(age, 3)) for i, age in outcome.lost if age > BUSY_BOUND]
+    assert not late, f"{where}: {len(late)} calls completed before the bound were lost: {late[:5]}"
+    assert not outcome.survivors, where
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], where
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
