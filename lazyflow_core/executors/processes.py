@@ -555,14 +555,21 @@ class ProcessExecutor(Executor):
 
     # -- feeder thread -----------------------------------------------------------------
     def _feed(self) -> None:
-        """Feeder thread: pickle queued batches and hand each to a worker with room."""
+        """Feeder thread: pickle queued batches and hand each to a worker with room.
+
+        It takes a batch off the queue only once a worker has room for it, and then
+        merges into it the batches queued behind it, up to a full batch (`_merge`):
+        while the workers are busy, the small batches that a trickle of submissions
+        makes (a few calls each time outcomes come back) pile up here and leave as one
+        message, instead of one message, one pickling and one wake-up each.
+        """
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                while not self._closing and not (self._queue and self._can_assign()):
                     self._cond.wait()
                 if self._closing:
                     return
-                batch = self._queue.popleft()
+                batch = self._merge(self._queue.popleft())
             failed = batch.pickle()
             if failed:
                 with self._cond:
@@ -577,6 +584,47 @@ class ProcessExecutor(Executor):
                 continue  # its jobs failed
             with contextlib.suppress(OSError):  # it died: its thread deals with the jobs
                 worker.write(batch.payload)
+
+    def _can_assign(self) -> bool:
+        """A worker has room for a batch, or none will ever have (`_assign` fails the
+        batch then). Call with `_cond` held."""
+        if not self._pool and self._start_error is not None:
+            return True
+        return self._room() is not None
+
+    def _merge(self, batch: _Batch) -> _Batch:
+        """`batch` with the batches queued behind it merged in, while they add up to no
+        more than a full batch: `BATCH_SECONDS` of measured run time, at most
+        `MAX_BATCH_JOBS` calls (call with `_cond` held).
+
+        Only calls of measured tasks merge: `flush` spreads calls of unknown length
+        over the workers on purpose (two one-hour calls must not share a worker because
+        they were queued together), and measured ones are merged only up to what
+        `flush` itself would have put in one batch.
+        """
+        if not self._measured(batch):
+            return batch
+        cost = sum(self._runtime.cost(spec.task.name) for spec in batch.specs)
+        while self._queue:
+            nxt = self._queue[0]
+            if not self._measured(nxt):
+                break
+            more = sum(self._runtime.cost(spec.task.name) for spec in nxt.specs)
+            if len(batch.specs) + len(nxt.specs) > MAX_BATCH_JOBS:
+                break
+            if cost + more > BATCH_SECONDS * 1.001:
+                break
+            self._queue.popleft()
+            batch.specs = batch.specs + nxt.specs
+            batch.futures = batch.futures + nxt.futures
+            batch.payload = None  # (a batch put back by `_ended` was pickled already)
+            cost += more
+        return batch
+
+    def _measured(self, batch: _Batch) -> bool:
+        """Whether every call of `batch` is of a task measured to finish."""
+        mean = self._runtime.mean
+        return all(mean(name) is not None for name in {s.task.name for s in batch.specs})
 
     def _assign(self, batch: _Batch) -> _Worker | None:
         """Wait for a worker with room, and give it `batch` (None: the pool is closing)."""

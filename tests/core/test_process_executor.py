@@ -429,6 +429,41 @@ def test_each_outcome_comes_back_as_its_job_finishes() -> None:
     assert isinstance(futures[2].result(timeout=10).error, CancelledError)
 
 
+def test_batches_queued_while_the_workers_are_busy_leave_as_one_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small batches (a trickle of submissions, one flush each) that pile up while the
+    worker is busy are merged into one message when it has room, results in order."""
+    from lazyflow_core.executors import processes
+
+    writes: list[int] = []
+    real_write = processes._Worker.write
+
+    def counting_write(self: Any, data: bytes) -> None:
+        writes.append(len(data))
+        real_write(self, data)
+
+    monkeypatch.setattr(processes._Worker, "write", counting_write)
+    executor = ProcessExecutor(max_workers=1)
+    first: list[Future[JobOutcome]] = [Future()]
+    busy: list[Future[JobOutcome]] = [Future()]
+    futures: list[Future[JobOutcome]] = [Future() for _ in range(20)]
+    try:
+        executor.start()
+        executor._send([JobSpec("first", where, (-1,), {})], first)
+        assert first[0].result(timeout=60).value[1] == -1  # `where` is measured now
+        executor._send([JobSpec("busy", nap, (0.5,), {})], busy)  # unmeasured: no room
+        for i, fut in enumerate(futures):
+            executor._send([JobSpec(f"j{i}", where, (i,), {})], [fut])
+        assert [f.result(timeout=60).value[1] for f in futures] == list(range(20))
+        assert busy[0].result(timeout=60).value == 0.5
+    finally:
+        executor.shutdown()
+    # the hello, the first job, the busy job, the 20 others together; one message per
+    # batch would be 23
+    assert len(writes) == 4
+
+
 def test_unpicklable_argument_error_names_the_task_and_argument(sqlite_url: str) -> None:
     with (
         Scheduler(db=sqlite_url, executor="processes", max_workers=1) as sched,
