@@ -144,7 +144,9 @@ class CacheLookups:
         datas = self.store.load_value_data(sorted({r for _, r, _ in valid}))
         for f, result_hash, vset_hash in valid:
             data = datas.get(result_hash)
-            if getattr(data, "withheld", False):  # a dry run's choice, not damage
+            # A dry run's choice, not damage. Bytes are tested first: a missing attribute
+            # looked up with a default raises and catches an AttributeError, per hit.
+            if type(data) is not bytes and getattr(data, "withheld", False):
                 on_miss(f, Reason.VALUE_NOT_LOADED, str(data))
                 continue
             loaded, value = self._load(f, result_hash, data)
