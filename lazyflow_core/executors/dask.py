@@ -24,6 +24,9 @@ How a job travels:
   the Dask scheduler), unpacks them and resolves the jobs' futures. Parts larger than
   `SCATTER_BYTES` are scattered to a worker first, so large arguments do not travel
   inside the task graph through the Dask scheduler either.
+- A result larger than `SCATTER_BYTES` stays on its worker too (`dask_held`, within
+  `hold_bytes`): a later call that takes it refers to that copy, which Dask moves worker
+  to worker, instead of it being pickled and sent out again from this process.
 
 Failures: a user's exception is an outcome like any other (never retried here). A
 bundle whose worker was lost (`KilledWorker`, a closed connection) is resubmitted, each
@@ -61,7 +64,8 @@ from ..errors import ExecutorError, RunCancelled
 from . import codepackage
 from .base import Executor, JobOutcome, JobSpec
 from .bundling import RunTimes, cut
-from .wire import Part, Wire, iter_wires, outcome, pack
+from .dask_held import HeldCopyLost, HeldResults, Ref, resolver
+from .wire import Part, Wire, dumps, iter_wires, outcome, pack
 
 log = logging.getLogger("lazyflow.executors.dask")
 
@@ -104,9 +108,16 @@ DASK_FIX = (
 )
 
 
-def _run_bundle(parts: list[Part]) -> list[Wire]:
-    """Worker side: run a bundle's calls, in order, one wire per call."""
-    return list(iter_wires(parts, DASK_FIX))
+HOLD_BYTES = 512 * 2**20
+"""Default budget of large results kept on the cluster for later calls (`dask_held`)."""
+
+
+def _run_bundle(parts: list[Part], refs: list[Ref] | None = None) -> list[Wire]:
+    """Worker side: run a bundle's calls, in order, one wire per call. `refs` are the
+    held results its parts refer to, resolved by Dask (`dask_held`)."""
+    if not refs:
+        return list(iter_wires(parts, DASK_FIX))
+    return list(iter_wires(parts, DASK_FIX, resolver(refs)))
 
 
 class _CodePlugin(WorkerPlugin):
@@ -164,6 +175,8 @@ class _Bundle:
     resources: dict[str, float]
     lost: int = 0  # times this bundle's calls were lost with their worker
     errors: list[str] = field(default_factory=list)
+    send_values: bool = False  # refer to no held result (one it referred to was lost)
+    held: list[Any] = field(default_factory=list)  # held Dask futures it refers to
 
 
 def _resources(spec: JobSpec) -> dict[str, float]:
@@ -242,6 +255,9 @@ class DaskExecutor(Executor):
     `infrastructure_retries`: how often a call whose worker was lost is resubmitted.
     `direct`: gather results (and scatter large bundles) straight from/to workers, off
     the Dask scheduler; set False when this machine cannot reach the workers.
+    `hold_bytes`: how many bytes of large results the cluster keeps for later calls
+    that take them (`dask_held`; oldest released first; 0: none). Those values are also
+    kept alive in this process while held.
     """
 
     name = "dask"
@@ -255,6 +271,7 @@ class DaskExecutor(Executor):
         adapt: dict[str, Any] | None = None,
         infrastructure_retries: int = 2,
         direct: bool = True,
+        hold_bytes: int = HOLD_BYTES,
         **cluster_kwargs: Any,
     ) -> None:
         own = {"cluster": cluster, "scale": scale, "adapt": adapt}
@@ -280,6 +297,7 @@ class DaskExecutor(Executor):
         self.cluster_kwargs = cluster_kwargs
         self.infrastructure_retries = infrastructure_retries
         self.direct = direct
+        self._held_results = HeldResults(hold_bytes, SCATTER_BYTES)
         self._client: Any = None
         self._own_client = False
         self._cluster: Any = None  # a cluster this executor started
@@ -524,7 +542,9 @@ class DaskExecutor(Executor):
 
     def _submit_bundle(self, bundle: _Bundle) -> None:
         client = self._client
-        parts = pack(bundle.specs)
+        dump, refs = (dumps, []) if bundle.send_values else self._held_results.dumper()
+        parts = pack(bundle.specs, dump)
+        bundle.held = [ref[0] for ref in refs]
         arg: Any = parts
         if sum(len(p[1]) for p in parts if isinstance(p, tuple)) > SCATTER_BYTES:
             arg = client.scatter([parts], direct=self.direct, hash=False)[0]
@@ -533,6 +553,7 @@ class DaskExecutor(Executor):
         dfut = client.submit(
             _run_bundle,
             arg,
+            *([refs] if refs else []),
             key=key,
             pure=False,
             resources=bundle.resources or None,
@@ -611,10 +632,7 @@ class DaskExecutor(Executor):
                 except Exception as exc:  # the worker holding the result went away
                     self._failed(bundle, exc, lost=_is_lost(exc))
                     return
-                for wire, spec, fut in zip(wires, bundle.specs, bundle.futures, strict=True):
-                    out = outcome(wire)
-                    self._times.record(spec.task.name, out.started, out.finished)
-                    fut.set_result(out)
+                self._finished(dfut, bundle, wires)
                 return
             if dfut.status == "error":
                 error = dfut.exception()
@@ -625,6 +643,27 @@ class DaskExecutor(Executor):
             self._resolve(bundle, exc)
         finally:
             self._release(bundle)  # (after its run times are recorded)
+
+    def _finished(self, dfut: Any, bundle: _Bundle, wires: list[Wire]) -> None:
+        """Resolve the jobs of a finished bundle; keep its large results on the cluster;
+        send again, with their values, the calls whose held input was lost."""
+        outs = [outcome(wire) for wire in wires]
+        self._held_results.hold(dfut, wires, [out.value for out in outs])
+        again = _Bundle([], [], bundle.resources, bundle.lost, list(bundle.errors), True)
+        for out, spec, fut in zip(outs, bundle.specs, bundle.futures, strict=True):
+            if isinstance(out.error, HeldCopyLost):
+                again.specs.append(spec)
+                again.futures.append(fut)
+                continue
+            self._times.record(spec.task.name, out.started, out.finished)
+            fut.set_result(out)
+        if again.specs:
+            self._held_results.forget(bundle.held)
+            log.info("lazyflow: %s; sending its value again", again.specs[0].task.name)
+            if self._closing:
+                self._resolve(again, RunCancelled("the executor was shut down"))
+            else:
+                self._queue.put([again])
 
     def _failed(self, bundle: _Bundle, exc: BaseException, lost: bool = True) -> None:
         """The bundle's Dask task failed with `exc`: resubmit its calls if the worker
@@ -651,6 +690,7 @@ class DaskExecutor(Executor):
             bundle.lost,
             self.infrastructure_retries,
         )
+        self._held_results.forget([f for f in bundle.held if f.status != "finished"])
         alone = [
             _Bundle([spec], [fut], bundle.resources, bundle.lost, list(bundle.errors))
             for spec, fut in zip(bundle.specs, bundle.futures, strict=True)
@@ -740,6 +780,7 @@ class DaskExecutor(Executor):
             self._client = None
             cluster, self._cluster = self._cluster, None
             self._live = {}
+            self._held_results.release()
             self._code_plugins = set()
             self._code_signature = None
             self._workers, self._workers_seen = {}, 0.0

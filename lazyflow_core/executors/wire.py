@@ -22,7 +22,7 @@ import io
 import pickle
 import traceback
 from collections import ChainMap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -137,18 +137,19 @@ def _digests(specs: list[JobSpec]) -> dict[str, str]:
     return digests
 
 
-def pack(specs: list[JobSpec]) -> list[Part]:
+def pack(specs: list[JobSpec], dump: Callable[[Any], bytes] = dumps) -> list[Part]:
     """Pickle `specs` as one part, or, when that fails, one part per job (to find the
-    job(s) at fault: each fails alone, the others run)."""
+    job(s) at fault: each fails alone, the others run). `dump` is the pickling function
+    (the Dask executor's refers to values its cluster holds: `dask_held`)."""
     try:
-        return [(len(specs), dumps((_digests(specs), specs)))]
+        return [(len(specs), dump((_digests(specs), specs)))]
     except Exception:
-        return [_pack_one(spec) for spec in specs]
+        return [_pack_one(spec, dump) for spec in specs]
 
 
-def _pack_one(spec: JobSpec) -> Part:
+def _pack_one(spec: JobSpec, dump: Callable[[Any], bytes]) -> Part:
     try:
-        return (1, dumps((_digests([spec]), [spec])))
+        return (1, dump((_digests([spec]), [spec])))
     except Exception as exc:
         return picklable(exc)
 
@@ -212,18 +213,21 @@ def call_to_wire(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> W
     )
 
 
-def iter_wires(parts: list[Part], fix: str) -> Iterator[Wire]:
+def iter_wires(
+    parts: list[Part], fix: str, loads: Callable[[bytes], Any] = pickle.loads
+) -> Iterator[Wire]:
     """Worker side: run the jobs of `parts` in order, yielding each outcome as it is done.
 
     A task whose code here differs from the scheduler's fails its job with an
-    `ExecutorError` ending with `fix` (what the user does about it on this backend)."""
+    `ExecutorError` ending with `fix` (what the user does about it on this backend).
+    `loads` unpickles a part (the counterpart of `pack`'s `dump`)."""
     for part in parts:
         if isinstance(part, BaseException):
             yield error_wire(part)
             continue
         count, blob = part
         try:
-            digests, specs = pickle.loads(blob)
+            digests, specs = loads(blob)
         except Exception as exc:  # e.g. a task's module does not import in the worker
             tb = "".join(traceback.format_exception(exc))
             for _ in range(count):
