@@ -26,17 +26,17 @@ def step(b: bytes, i: int) -> bytes:
 
 
 def chain(address: str, hold_bytes: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        with (
-            DaskExecutor(address, hold_bytes=hold_bytes) as ex,
-            Scheduler(db=f"sqlite:///{tmp}/b.db", executor=ex) as s,
-        ):
-            t0 = time.perf_counter()
-            value = start(MB)
-            for i in range(4):
-                value = step(value, i)
-            assert len(s.run(value)) == MB * 1_000_000
-            return time.perf_counter() - t0
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DaskExecutor(address, hold_bytes=hold_bytes) as ex,
+        Scheduler(db=f"sqlite:///{tmp}/b.db", executor=ex) as s,
+    ):
+        t0 = time.perf_counter()
+        value = start(MB)
+        for i in range(4):
+            value = step(value, i)
+        assert len(s.run(value)) == MB * 1_000_000
+        return time.perf_counter() - t0
 
 
 def main() -> None:
