@@ -31,6 +31,7 @@ The store is read through `StoreReader`, a protocol: nothing here imports the st
 from __future__ import annotations
 
 import logging
+import operator
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -175,17 +176,21 @@ class CacheLookups:
     def _skip_new_versions(self, frames: list[CallFrame], on_miss: Miss) -> list[CallFrame]:
         """Ask once about task versions not seen yet; their calls cannot be stored."""
         known = self.task_has_calls
-        unknown = {f.task.hash for f in frames} - known.keys()
+        # Per distinct task, not per frame: a fan-out's hundred thousand calls have one
+        # task, whose hash (a property) is then read once, not twice per call.
+        hashes = {t: t.hash for t in set(map(_task_of, frames))}
+        unknown = set(hashes.values()) - known.keys()
         if unknown:
             found = self.store.tasks_with_calls(sorted(unknown))
             for h in unknown:
                 known[h] = h in found
-        if all(known[f.task.hash] for f in frames):
+        new = {t for t, h in hashes.items() if not known[h]}
+        if not new:
             return frames
         for f in frames:
-            if not known[f.task.hash]:
+            if f.task in new:
                 on_miss(f, Reason.NOT_CACHED, "no call of this task version is stored")
-        return [f for f in frames if known[f.task.hash]]
+        return [f for f in frames if f.task not in new]
 
     def _load_validation_sets(self, hashes: set[str]) -> None:
         missing = sorted(h for h in hashes if h not in self.vsets)
@@ -235,6 +240,8 @@ class CacheLookups:
         self.unreadable.add(result_hash)
         return False, problem
 
+
+_task_of = operator.attrgetter("task")
 
 _REDUCIBLE = (Reason.CHILD_CHANGED, Reason.CACHE_DISABLED)
 """Why a stored call may be invalid with its returned expression still good: a task below
