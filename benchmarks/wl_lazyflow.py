@@ -81,8 +81,18 @@ def preload_driver(db: str) -> float:
 
 
 def store_engine(scheduler: Any) -> Any:
-    """The SQLAlchemy engine behind a scheduler's store (None if it has none)."""
+    """The SQLAlchemy engine behind a scheduler's store (None if it has none).
+
+    A store on a plain SQLite file builds its engine (and imports SQLAlchemy, ~0.1 s)
+    only to create or migrate the schema or for provenance queries; asking for
+    ``store.engine`` here would build it inside the timed start-up, so such a store's
+    engine is taken only if it exists already (its DB-API statements are counted by
+    ``Store.statements`` either way).
+    """
     store = getattr(scheduler, "store", None)
+    if getattr(store, "file", None) is not None:
+        engines = getattr(store, "_engines", [])
+        return engines[0] if engines else None
     for owner in (store, getattr(store, "metadata", None), scheduler):
         engine = getattr(owner, "engine", None)
         if engine is not None:
@@ -95,9 +105,10 @@ def count_queries(scheduler: Any) -> list[int]:
     SQLAlchemy; `queries_since` adds the store's own DB-API statements."""
     counter = [0]
     engine = store_engine(scheduler)
+    store = getattr(scheduler, "store", None)
     if engine is None:
-        return [-1]
-    counter.append(getattr(getattr(scheduler, "store", None), "statements", 0))
+        return [0, store.statements] if hasattr(store, "statements") else [-1]
+    counter.append(getattr(store, "statements", 0))
     from sqlalchemy import event
 
     def _on_execute(*_args: Any) -> None:
