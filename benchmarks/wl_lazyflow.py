@@ -107,7 +107,8 @@ def count_queries(scheduler: Any) -> list[int]:
     engine = store_engine(scheduler)
     store = getattr(scheduler, "store", None)
     if engine is None:
-        return [0, store.statements] if hasattr(store, "statements") else [-1]
+        statements = getattr(store, "statements", None)
+        return [-1] if statements is None else [0, statements]
     counter.append(getattr(store, "statements", 0))
     from sqlalchemy import event
 
