@@ -17,31 +17,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any
 
 from ..config import sqlite_file
 from ..liveness import interrupted
 from ..provenance.records import Execution
 
-COLUMNS = (
-    "id",
-    "started_at",
-    "finished_at",
-    "status",
-    "root_task",
-    "root_call_hash",
-    "result_hash",
-    "command",
-    "hostname",
-    "pid",
-    "jobs",
-    "cached",
-    "executed",
-    "failed",
-    "error",
-)
 # Selected after COLUMNS: whether a "running" execution's process is gone (liveness).
 LIVENESS = ("heartbeat_at", "host_id")
+# The lf_executions columns an `Execution` is made of, in its field order (its tags come
+# from lf_execution_tags; heartbeat_at is read with LIVENESS).
+COLUMNS = tuple(f.name for f in fields(Execution) if f.name not in ("tags", *LIVENESS))
 
 
 def _like(name: str) -> str:

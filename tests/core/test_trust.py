@@ -33,6 +33,8 @@ from lazyflow_core import (
 from lazyflow_core.executors import Executor
 from lazyflow_core.task import Task, get_task
 
+from .user_code import SCALED_MODULE
+
 
 def ran(sched: Scheduler) -> dict[str, int]:
     """``{task name: calls executed}`` of the scheduler's last run."""
@@ -121,28 +123,10 @@ def user_module(tmp_path: Path) -> Iterator[Callable[[str], ModuleType]]:
         sys.modules.pop(name, None)
 
 
-CONSTANT_MODULE = """
-    from lazyflow_core import task
-
-    FACTOR = 2
-
-    def scale(x):
-        return x * FACTOR
-
-    @task
-    def scaled(x: int) -> int:
-        return scale(x)
-
-    @task
-    def total(n: int):
-        return [scaled(i) for i in range(n)]
-"""
-
-
 def test_an_edited_constant_is_seen_in_the_same_process(
     sqlite_url: str, user_module: Callable[[str], ModuleType]
 ) -> None:
-    mod = user_module(CONSTANT_MODULE)
+    mod = user_module(SCALED_MODULE)
     sched = Scheduler(db=sqlite_url, executor="threads")
     assert sched.run(mod.total(3)) == [0, 2, 4]
     mod.FACTOR = 4  # a notebook cell: FACTOR = 4
@@ -155,7 +139,7 @@ def test_an_edited_constant_is_seen_in_the_same_process(
 def test_an_edited_helper_is_seen_in_the_same_process(
     sqlite_url: str, user_module: Callable[[str], ModuleType]
 ) -> None:
-    mod = user_module(CONSTANT_MODULE)
+    mod = user_module(SCALED_MODULE)
     sched = Scheduler(db=sqlite_url, executor="threads")
     assert sched.run(mod.scaled(3)) == 6
     mod.scale = lambda x: x + 1  # the helper redefined in place
@@ -169,7 +153,7 @@ def test_a_reloaded_module_is_what_long_lived_process_workers_run(
     under the new code hash (they reload it when the hashes disagree)."""
     from lazyflow_core.executors import ProcessExecutor
 
-    mod = user_module(CONSTANT_MODULE)
+    mod = user_module(SCALED_MODULE)
     with ProcessExecutor(2) as pool:
         sched = Scheduler(db=sqlite_url, executor=pool)
         assert sched.run(mod.total(3)) == [0, 2, 4]
@@ -186,7 +170,7 @@ def test_state_changed_in_the_scheduler_only_fails_instead_of_a_wrong_result(
 ) -> None:
     from lazyflow_core.executors import ProcessExecutor
 
-    mod = user_module(CONSTANT_MODULE)
+    mod = user_module(SCALED_MODULE)
     mod.FACTOR = 4  # set in this process only: a worker importing the module has 2
     with ProcessExecutor(2) as pool:
         sched = Scheduler(db=sqlite_url, executor=pool)

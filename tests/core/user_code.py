@@ -13,6 +13,25 @@ import types
 import uuid
 from pathlib import Path
 
+# A task whose result depends on a module constant read by a plain helper function: what
+# a notebook cell or an edited file changes, and what the code hash must follow.
+SCALED_MODULE = """
+from lazyflow_core import task
+
+FACTOR = 2
+
+def scale(x):
+    return x * FACTOR
+
+@task
+def scaled(x: int) -> int:
+    return scale(x)
+
+@task
+def total(n: int):
+    return [scaled(i) for i in range(n)]
+"""
+
 
 class UserModules:
     """Writes modules into `root` (put on sys.path) and imports or reloads them."""

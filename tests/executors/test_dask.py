@@ -21,6 +21,7 @@ from lazyflow_core import RunCancelled, Scheduler, task
 from lazyflow_core.errors import ExecutorError
 from lazyflow_core.executors import DaskExecutor
 
+from ..core.user_code import SCALED_MODULE
 from . import tasks
 from .clusters import WORKER_RESOURCES
 
@@ -390,24 +391,6 @@ def test_workers_in_this_process_leave_its_modules_alone(sqlite_url: str) -> Non
     assert sys.modules[tasks.__name__] is module
 
 
-STALE_MODULE = """
-from lazyflow_core import task
-
-FACTOR = 2
-
-def scale(x):
-    return x * FACTOR
-
-@task
-def scaled(x: int) -> int:
-    return scale(x)
-
-@task
-def total(n: int):
-    return [scaled(i) for i in range(n)]
-"""
-
-
 def test_long_lived_dask_workers_never_run_stale_code_under_a_new_hash(
     dask_cluster: Any, sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -417,7 +400,7 @@ def test_long_lived_dask_workers_never_run_stale_code_under_a_new_hash(
     result under the new code's hash."""
     name = f"dask_stale_{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.py"
-    path.write_text(STALE_MODULE)
+    path.write_text(SCALED_MODULE)
     sys.path.insert(0, str(tmp_path))
     try:
         mod = importlib.import_module(name)
@@ -426,7 +409,7 @@ def test_long_lived_dask_workers_never_run_stale_code_under_a_new_hash(
             Scheduler(db=sqlite_url, executor=ex) as sched,
         ):
             assert sched.run(mod.total(3)) == [0, 2, 4]
-            path.write_text(STALE_MODULE.replace("FACTOR = 2", "FACTOR = 5"))
+            path.write_text(SCALED_MODULE.replace("FACTOR = 2", "FACTOR = 5"))
             importlib.invalidate_caches()
             mod = importlib.reload(mod)
             assert sched.run(mod.total(3)) == [0, 5, 10]
