@@ -5,8 +5,9 @@ from the record types. It is checked in rather than read from `schema.metadata` 
 `schema` is SQLAlchemy, and importing SQLAlchemy (~0.3-0.4 s of CPU) is most of what a
 small run costs: a run on a SQLite store at the current schema needs no SQLAlchemy at all
 (`store.sql`). `schema` stays the one definition of the tables (migrations and
-``create_all`` use it); `tests/core/test_records.py` checks that this table says the
-same as `schema` column for column, so a schema change that forgets it fails there.
+``create_all`` use it; a new SQLite file gets the migrations' DDL from `ddl`);
+`tests/core/test_records.py` checks that this table says the same as `schema` column for
+column, so a schema change that forgets it fails there.
 """
 
 from __future__ import annotations

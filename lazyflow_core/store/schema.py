@@ -1,4 +1,6 @@
-"""The store's tables (SQLAlchemy Core). Changes here need an alembic migration.
+"""The store's tables (SQLAlchemy Core). Changes here need an alembic migration (and
+then ``python -m lazyflow_core.store.ddl --write``: a new SQLite file is created from the
+script it writes, `ddl`).
 
 Provenance is a Merkle graph of calls: a call is keyed by the hash of its task and its
 argument values; it points at its result value, its argument values and its child calls.

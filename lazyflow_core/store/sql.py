@@ -4,8 +4,9 @@ Opening a store applies schema migrations automatically (alembic, serialized by 
 lock on SQLite and an advisory lock on PostgreSQL, so several processes may start at
 once). The check costs one query when the schema is current: alembic is imported only when
 there is something to upgrade. On a SQLite file nor is SQLAlchemy: the check, the reads
-and the writers use sqlite3 connections (`sqlitefile`), and the engine is built on first
-use (to create or migrate the store, and for the provenance queries).
+and the writers use sqlite3 connections (`sqlitefile`), a new file is created from a
+checked-in schema script (`ddl`), and the engine is built on first use (to migrate the
+store, and for the provenance queries).
 
 Reads happen on the caller's thread (the scheduler batches its cache lookups); writes go
 through a `StoreWriter` thread that groups records into few transactions.
@@ -250,7 +251,7 @@ class Store:
         """
         if self._schema_ready:
             return
-        if self.file is not None and self._file_is_current():
+        if self.file is not None and (self._file_is_current() or self._create_file(create)):
             self._schema_ready = True
             return
         from sqlalchemy.exc import DBAPIError
@@ -263,11 +264,7 @@ class Store:
                     revision = self.current_revision()
                     if revision is None and not self._has_lazyflow_tables():
                         if not create:
-                            raise StoreError(
-                                f"no lazyflow store at {redact(self.url)!r}: the database "
-                                "has no lazyflow tables. Run a workflow against it first, "
-                                "or check the URL (--db or LAZYFLOW_DB)."
-                            )
+                            raise self._no_store_error()
                         self._create_current()
                     elif revision != HEAD_REVISION:
                         self._upgrade()
@@ -284,6 +281,8 @@ class Store:
         file) is False: the full check creates, migrates or says what is wrong."""
         import sqlite3
 
+        if self.file is None or not os.path.exists(self.file.path):
+            return False  # a new store: no connection to make (and drop) before creating it
         try:
             cur = self._read_cursor()
             try:
@@ -296,6 +295,40 @@ class Store:
             return True
         self._drop_read_connection()  # the full check may change the schema under it
         return False
+
+    def _create_file(self, create: bool) -> bool:
+        """Make a new SQLite store file through sqlite3 alone (`ddl`: no SQLAlchemy, no
+        alembic), under the migration lock like every creation and upgrade. True when
+        the file is then at this lazyflow's schema: created here, or by another process
+        while this one waited for the lock. False when it holds a store at another
+        revision, cannot be written or cannot be read: the full check migrates it (or
+        says what is wrong)."""
+        import sqlite3
+
+        from . import ddl
+
+        if self.read_only:
+            return False
+        try:
+            with self._migration_lock():
+                # the thread's read connection, which the cache lookups then use: closing
+                # the only connection to a new WAL file would checkpoint it (two fsyncs)
+                revision, has_tables = ddl.state(self._read_connection())
+                if revision is None and not has_tables:
+                    if not create:
+                        raise self._no_store_error()
+                    self._create_current()
+                    revision, _ = ddl.state(self._read_connection())
+        except sqlite3.Error:
+            self._drop_read_connection()
+            return False
+        return revision == HEAD_REVISION
+
+    def _no_store_error(self) -> StoreError:
+        return StoreError(
+            f"no lazyflow store at {redact(self.url)!r}: the database has no lazyflow "
+            "tables. Run a workflow against it first, or check the URL (--db or LAZYFLOW_DB)."
+        )
 
     def _check_upgradable(self, revision: str | None) -> None:
         """A `StoreError` for a store this lazyflow cannot bring to its schema: written by
@@ -388,9 +421,17 @@ class Store:
     def _create_current(self) -> None:
         """A new store: create the current schema and stamp its revision.
 
-        Equivalent to running every migration (a test checks they agree), without
-        importing alembic, which alone costs ~0.4 s: most of a small run's start-up.
+        Equivalent to running every migration (tests check they agree), without
+        importing alembic, which alone costs ~0.4 s: most of a small run's start-up. A
+        SQLite file gets the migrations' own DDL from a checked-in script through sqlite3
+        (`ddl`), without SQLAlchemy either; other databases get ``create_all``.
         """
+        if self.file is not None:
+            from . import ddl
+
+            revision = ddl.create(self._read_connection())
+            log.info("lazyflow store created at %s (schema %s)", redact(self.url), revision)
+            return
         from sqlalchemy import text
 
         from . import schema
@@ -432,6 +473,10 @@ class Store:
         The scheduler issues many small lookups; checking a pooled connection out and in
         for each one costs more than the query.
         """
+        return self._read_connection().cursor()
+
+    def _read_connection(self) -> Any:
+        """This thread's own read connection (made on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self.file is not None:
@@ -442,7 +487,7 @@ class Store:
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn = conn
             self._read_conns.append(conn)
-        return conn.cursor()
+        return conn
 
     def _select_in(self, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
         """Run ``sql`` (with ``{in}`` for the placeholder list) over `keys` in chunks."""
