@@ -136,6 +136,8 @@ class StoreWriter:
         self.mode = mode or writer_mode()
         self._queue: deque[Record | PendingValue | _Flush] = deque()
         self._plan = write_plan(target.dialect)
+        # the kinds this thread may COPY straight into their tables (`batch_write`)
+        self._direct = batch_write.direct_kinds(target.dialect, self._plan)
         self._stop = False
         self._wake = threading.Event()  # flush and close do not wait out an idle poll
         self.errors: list[BaseException] = []
@@ -430,7 +432,9 @@ class StoreWriter:
         if self._conn is None:
             self._conn = self.target.connect()
         self.target.count_statements(
-            batch_write.apply_batch(self._conn, self.target.dialect, self._plan, batch)
+            batch_write.apply_batch(
+                self._conn, self.target.dialect, self._plan, batch, self._direct
+            )
         )
 
     def _process_stopped(self, process: WriterProcess, exc: BaseException) -> None:
