@@ -300,41 +300,47 @@ class Recorder:
         task = frame.task
         eid = self.execution_id
         put = self.writer.put
-        if task.hash not in self.recorded_tasks:
+        task_hash = task.hash
+        if task_hash not in self.recorded_tasks:
             self.task_version(frame, now)
         result_hash = job.result_hash or digest.hex()
         replace = result_hash in self.corrupt_values
         if replace or digest not in self.stored_values:
             self.stored_values.add(digest)
             self.corrupt_values.discard(result_hash)
-            put(PendingValue(result_hash, value, out.data if out is not None else None, replace))
+            data = out.data if out is not None else None
+            put(_new(PendingValue, (result_hash, value, data, replace)))
         call_hash = frame.call_hash
         assert call_hash is not None and frame.vset_hash is not None
         producers = self.producers.pop(frame, None)
         for position, (name, arg_digest) in enumerate(frame.arg_digests):
             arg_hash = arg_digest.hex()
             producer = producers[position] if producers is not None else None
-            put(ArgRecord(call_hash, position, name, arg_hash, producer))
+            put(_new(ArgRecord, (call_hash, position, name, arg_hash, producer)))
             if arg_digest not in self.stored_values:
                 self.stored_values.add(arg_digest)
-                put(PendingValue(arg_hash, bound_value(frame, position, name), None))
+                arg_value = bound_value(frame, position, name)
+                put(_new(PendingValue, (arg_hash, arg_value, None, False)))
         if frame.children:
             put(ChildrenResetRecord(call_hash))
             for position, child in enumerate(frame.children):
                 if child.call_hash is not None and child.state == DONE:
-                    put(ChildRecord(call_hash, position, child.call_hash))
+                    put(_new(ChildRecord, (call_hash, position, child.call_hash)))
         for path, _content, file_hash in result_files:
             put(CallFileRecord(call_hash, "output", path, file_hash, now))
         for path, _content, file_hash in frame.arg_files:
             put(CallFileRecord(call_hash, "input", path, file_hash, now))
         put(
-            CallRecord(
-                call_hash, task.hash, task.name, result_hash, frame.vset_hash, eid, job.id, now
+            _new(
+                CallRecord,
+                (call_hash, task_hash, task.name, result_hash, frame.vset_hash, eid, job.id, now),
             )
         )
 
 
-_new_job = tuple.__new__
+# tuple.__new__(Record, fields) rather than Record(...): a NamedTuple's own __new__ is a
+# Python function (the records of every job, per job).
+_new_job = _new = tuple.__new__
 
 
 def _file_order(entry: list[Any]) -> tuple[str, bool, str]:

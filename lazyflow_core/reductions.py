@@ -30,10 +30,22 @@ class ExpressionUnusable(Exception):
 
 def _pickler_class(base: type[pickle.Pickler]) -> type[pickle.Pickler]:
     class _ByName(base):  # type: ignore[misc, valid-type]
+        # One reference per task object per pickle, made once: a fan-out's expression
+        # names the same task a hundred thousand times, and the same tuple object is
+        # then written once and memoised (the bytes load the same tasks either way).
+        _refs: dict[int, tuple[Task, tuple[str, str, dict[str, Any]]]]
+
         def persistent_id(self, obj: Any) -> Any:
-            if type(obj) is Task:
-                return (_TAG, obj.name, obj.options.as_dict())
-            return None
+            if type(obj) is not Task:
+                return None
+            try:
+                refs = self._refs
+            except AttributeError:
+                refs = self._refs = {}
+            held = refs.get(id(obj))
+            if held is None:  # (the task is held too: its id cannot be reused meanwhile)
+                held = refs[id(obj)] = (obj, (_TAG, obj.name, obj.options.as_dict()))
+            return held[1]
 
     return _ByName
 
