@@ -310,4 +310,11 @@ def preview(parts: str | CallParts) -> str:
     if isinstance(parts, str):
         return parts
     name, args, kwargs = parts
-    return f"{name}({format_args(args, kwargs)})"
+    if not kwargs and len(args) == 1 and type(args[0]) is int:  # a fan-out's inc(i)
+        text = repr(args[0])  # what format_args shows, when it is this short
+        if len(text) <= _ARG_LIMIT:
+            return f"{name}({text})"
+    return f"{name}({format_args(args, kwargs, _ARG_LIMIT)})"
+
+
+_ARG_LIMIT = 40  # characters of one argument's preview (`format_args`)
