@@ -490,12 +490,16 @@ class Store:
         return conn
 
     def _select_in(self, sql: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Run ``sql`` (with ``{in}`` for the placeholder list) over `keys` in chunks."""
+        """Run ``sql`` (with ``{in}`` for the placeholder list) over `keys` in chunks.
+
+        The keys are sorted first: the keys of a run's lookups are random hashes, and a
+        chunk of random keys seeks all over the table's B-tree, while sorted chunks walk
+        it in order (a 100k-call cache lookup on SQLite: ~4.5 -> ~1.8 µs per key)."""
         mark = "?" if self.dialect == "sqlite" else "%s"
         rows: list[tuple[Any, ...]] = []
         try:
             cur = self._read_cursor()
-            for chunk in chunks(keys):
+            for chunk in chunks(sorted(keys)):
                 cur.execute(sql.format(marks=", ".join([mark] * len(chunk))), tuple(chunk))
                 self.statements += 1
                 rows.extend(cur.fetchall())
