@@ -18,18 +18,26 @@ import contextlib
 import importlib
 import multiprocessing
 import os
+import sys
 import time
 from typing import Any
 
 _t0 = time.perf_counter()
-from lazyflow_core import Scheduler, task  # noqa: E402
+from lazyflow_core import task  # noqa: E402
 
-# The store module (and SQLAlchemy under it) is imported lazily by the first Scheduler;
-# like ``import lazyflow_core`` it is a once-per-process cost, so it is paid (and reported
-# as ``import_seconds``) here, outside the timed runs. Not in process-pool workers: they
-# import this module to unpickle its tasks, and a user's task module does not import
-# SQLAlchemy either (workers never open the store).
-if multiprocessing.parent_process() is None:
+# The scheduler and the store module (SQLAlchemy under it) are imported lazily by the
+# first Scheduler; like ``import lazyflow_core`` they are a once-per-process cost, so they
+# are paid (and reported as ``import_seconds``) here, outside the timed runs. Not in
+# process-pool workers (lazyflow's own, started with ``subprocess``, or multiprocessing's):
+# they import this module to unpickle its tasks, and a user's task module does not make
+# them import the scheduler and SQLAlchemy either (workers never open the store).
+_WORKER = (
+    multiprocessing.parent_process() is not None
+    or "lazyflow_core.executors.process_worker" in sys.modules
+)
+if not _WORKER:
+    from lazyflow_core import Scheduler
+
     with contextlib.suppress(ImportError):
         importlib.import_module("lazyflow_core.store")
 IMPORT_SECONDS = time.perf_counter() - _t0

@@ -242,6 +242,7 @@ class Scheduler:
         over the automatic ones (`autotags`: user, host, git commit and dirty flag of the
         workflow's repository, lazyflow version).
         """
+        self._warm(expr)
         store = self.store
         execution_id = uuid.uuid4().hex
         new_epoch()  # code hashes are computed afresh: the code may have changed since
@@ -316,6 +317,17 @@ class Scheduler:
                 if leases is not None:
                     leases.close()  # after the writer: every result it released is stored
                 guard.close()  # a SIGTERM that came while recording takes effect now
+
+    def _warm(self, expr: Any) -> None:
+        """Let the root call's executor start what is slow to start (a process pool's
+        first worker) while the run sets up; a run of a cached root pays that for
+        nothing, but its pool is then warm for the next run."""
+        if not isinstance(expr, CallExpression):
+            return
+        name = expr.task.options.executor
+        executor = self.executors.get(self.default_executor if name == "default" else name)
+        if executor is not None:
+            executor.warm((expr.task,))
 
     def _record_end(
         self, ev: Evaluator, store: Any, writer: Any, status: str, started: float

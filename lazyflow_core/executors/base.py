@@ -14,7 +14,7 @@ import inspect
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -179,6 +179,12 @@ class Executor(ABC):
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (pools, clusters). Called lazily on first submit."""
+
+    def warm(self, tasks: Sequence[Task]) -> None:  # noqa: B027 - optional hook
+        """A run is about to send calls of `tasks` here: start now what is slow to start
+        (a pool's worker processes), so that it starts while the run sets up (opens the
+        store, records the execution, looks up the root call). Jobs run whether or not
+        it was called."""
 
     @abstractmethod
     def submit(self, spec: JobSpec) -> Future[JobOutcome]:

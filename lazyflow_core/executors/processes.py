@@ -49,9 +49,9 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import CancelledError, Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutorError, WorkerLost
 from .base import Executor, JobOutcome, JobSpec
@@ -59,6 +59,9 @@ from .bundling import RunTimes, cut
 from .process_wire import FrameReader, batch_payload, frame, unsendable, write_all
 from .process_worker import BOOTSTRAP
 from .wire import outcome
+
+if TYPE_CHECKING:
+    from ..task import Task
 
 log = logging.getLogger("lazyflow.executors")
 
@@ -165,11 +168,11 @@ class _Worker:
                 self.to_fd = -1
 
 
-def _task_modules(specs: Iterable[JobSpec]) -> tuple[str, ...]:
-    """Modules a worker will import to unpickle these jobs' tasks (by reference)."""
+def _task_modules(tasks: Iterable[Task]) -> tuple[str, ...]:
+    """Modules a worker will import to unpickle these tasks (by reference)."""
     names: dict[str, None] = {}
-    for spec in specs:
-        name = getattr(spec.task.func, "__module__", None)
+    for task in tasks:
+        name = getattr(task.func, "__module__", None)
         if not isinstance(name, str) or name == "__main__" or name in names:
             continue
         if getattr(sys.modules.get(name), "__spec__", None) is not None:
@@ -261,6 +264,13 @@ class ProcessExecutor(Executor):
         self._thread(self._feed, "lazyflow-pool-feeder")
         self._grow(min(self.max_workers, max(workers, 1)))
 
+    def warm(self, tasks: Sequence[Task]) -> None:
+        """Start the pool (one worker, importing the modules of `tasks`) unless it runs:
+        the worker's start-up (a fresh interpreter importing lazyflow and the workflow,
+        0.1-0.5 s) then overlaps the run's set-up instead of following it."""
+        if not self._started:
+            self.start(_task_modules(tasks))
+
     def submit(self, spec: JobSpec) -> Future[JobOutcome]:
         """Buffer the job; `flush` sends buffered jobs to the workers in batches.
 
@@ -289,7 +299,7 @@ class ProcessExecutor(Executor):
         jobs, self._buffer = self._buffer, []
         self._buffered = 0.0
         if not self._started:
-            self.start(_task_modules(spec for spec, _ in jobs), workers=len(jobs))
+            self.start(_task_modules(spec.task for spec, _ in jobs), workers=len(jobs))
         elif self._fresh and self._workers < len(jobs):
             # The first jobs, sent together: they can run in parallel, and nothing is
             # known about how long they take.
@@ -420,6 +430,12 @@ class ProcessExecutor(Executor):
         worker.to_fd = to_worker
         with self._cond:
             preload = self._preload
+            retired = worker.retiring
+        if retired:  # the pool shut down while this worker started: it is not needed
+            with contextlib.suppress(OSError):
+                worker.proc.terminate()
+            worker.close_input()
+            return FrameReader(from_worker)
         hello = marshal.dumps({"path": list(sys.path), "preload": list(preload)})
         with contextlib.suppress(OSError):  # if it died at once, reading says so
             worker.write(frame(hello))
@@ -696,7 +712,9 @@ class ProcessExecutor(Executor):
 
     def _stop(self, pool: list[_Worker], kill: bool) -> None:
         for worker in pool:
-            if kill and worker.proc is not None:
+            # One still starting has no job: waiting for it to import would be for nothing
+            # (a pool warmed for a run whose root call was cached).
+            if (kill or not worker.ready) and worker.proc is not None:
                 with contextlib.suppress(OSError):
                     worker.proc.terminate()
             worker.close_input()  # end of input: the worker exits

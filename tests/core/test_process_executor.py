@@ -319,6 +319,59 @@ def test_a_pool_started_ahead_runs_one_worker_until_jobs_come(sqlite_url: str) -
         assert 0.05 <= executor._startup < 60  # measured from the first worker
 
 
+def test_a_run_starts_its_pool_before_the_root_call_is_sent(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker imports while the run sets up (store, execution record, root lookup),
+    preloading the root task's module; the root call then finds the pool started."""
+    executor = ProcessExecutor(max_workers=2)
+    seen: list[tuple[bool, tuple[str, ...]]] = []
+    real_submit = executor.submit
+
+    def submit(spec: JobSpec) -> Future[JobOutcome]:
+        seen.append((executor._started, executor._preload))
+        return real_submit(spec)
+
+    monkeypatch.setattr(executor, "submit", submit)
+    with Scheduler(db=sqlite_url, executor=executor) as sched:
+        assert sched.run(fan_out(3)) == 6
+    assert seen[0] == (True, (fan_out.func.__module__,))
+
+
+def test_a_pool_shut_down_while_its_worker_starts_stops_it_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pool warmed for a run that needed no job (its root call was cached): the worker
+    still starting is stopped, not waited for; one whose process is only being created
+    as the pool shuts down stops as soon as it exists. Nothing is left running."""
+    before = _children()
+    executor = ProcessExecutor(max_workers=1)
+    executor.warm((inc,))
+    workers, threads = list(executor._pool), list(executor._threads)
+    executor.shutdown()
+    assert not any(t.is_alive() for t in threads)
+    assert [w.proc.returncode for w in workers if w.proc] == [-signal.SIGTERM]
+
+    late = ProcessExecutor(max_workers=1)
+    gate = threading.Event()
+    real_popen = late._popen
+
+    def slow_popen(args: list[str], fds: tuple[int, int]) -> subprocess.Popen[bytes]:
+        gate.wait(30)  # the process is created only once the pool has shut down
+        return real_popen(args, fds)
+
+    monkeypatch.setattr(late, "_popen", slow_popen)
+    late.warm((inc,))
+    workers, threads = list(late._pool), list(late._threads)
+    threading.Timer(0.2, gate.set).start()
+    late.shutdown()
+    for thread in threads:
+        thread.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert [w.proc.returncode for w in workers if w.proc] == [-signal.SIGTERM]
+    assert not _children() - before
+
+
 def test_batches_follow_measured_run_times(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unmeasured tasks go `MAX_BATCH` to a message at most; tiny ones by the hundred;
     slow ones alone; and every worker gets work when there is little."""
