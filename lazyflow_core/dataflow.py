@@ -30,14 +30,19 @@ def arg_producers(
     digests: Sequence[tuple[str, bytes]],
     frames: Mapping[int, Any] | None,
     recorded: Mapping[CallFrame, Producers],
+    direct: list[str | None] | None = None,
 ) -> Producers | None:
     """The producer of each of `frame`'s arguments (aligned with `digests`), or None
     when every argument was given. `frames`: the evaluator's frames by expression id
     (None: each expression holds its frame); `recorded`: producers of calls not
-    recorded yet (the caller's, for arguments passed on)."""
+    recorded yet (the caller's, for arguments passed on); `direct`: the call hash of
+    each positional argument written as a call (None where it is not), if the caller
+    knows them already (`Evaluator._plain_results`)."""
     expr = frame.expr
     out: list[str | None] | None = None
-    if any(type(a) is CallExpression for a in expr.args) or any(
+    if direct is not None:
+        out = direct + [None] * (len(digests) - len(direct)) if any(direct) else None
+    elif any(type(a) is CallExpression for a in expr.args) or any(
         type(v) is CallExpression for v in expr.kwargs.values()
     ):
         raw = dict(frame.task.bind(expr.args, expr.kwargs))

@@ -104,6 +104,7 @@ class Dispatcher:
         self.queue: list[CallFrame] = []
         self.reasons: dict[CallFrame, Reason] = {}
         self.inflight = 0
+        self.submitted = False  # this round handed a job to an executor (flush them)
         self.stopping = False  # after a fatal failure: nothing new starts
         self.cancelled = False
         self.times = RunTimes(unmeasured=0.0, floor=0.0)  # task name -> measured run time
@@ -135,6 +136,7 @@ class Dispatcher:
         """
         frames, self.queue = self.queue, []
         lone = len(frames) == 1 and self.inflight == 0
+        self.submitted = False
         for index, frame in enumerate(frames):
             if self.stopping or frame.state != PENDING:
                 continue
@@ -163,8 +165,9 @@ class Dispatcher:
                     self._submit(frame, executor)
             else:
                 self._submit(frame, executor)
-        for executor in self.executors.values():
-            executor.flush()
+        if self.submitted:  # a round that ran every call here has nothing to send
+            for executor in self.executors.values():
+                executor.flush()
 
     @property
     def full(self) -> bool:
@@ -251,9 +254,11 @@ class Dispatcher:
     def _where(self, frame: CallFrame, lone: bool) -> str:
         """Where a call of a ``WHEN_CHEAP`` executor goes: `_HERE`, `_POOL`, or `_LATER`
         (it waits in `deferred` for its task's timing verdict)."""
+        if lone:
+            return _HERE
         name = frame.task.name
         mean = self.times.mean(name, at_least=PROBE_CALLS)
-        if lone or (mean is not None and mean < INLINE_SECONDS):
+        if mean is not None and mean < INLINE_SECONDS:
             return _HERE
         if mean is None:
             probing = self.probing.get(name, 0)
@@ -328,6 +333,7 @@ class Dispatcher:
         )
         put = self.completions.put
         reports = first and self.notify is not None and executor.reports_start
+        self.submitted = True  # even if submit raises: it may have buffered others
         try:
             if reports:
                 started = cast(ReportsStart, executor)  # it declared so (reports_start)

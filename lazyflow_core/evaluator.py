@@ -45,8 +45,9 @@ empty placeholders instead of owning empty containers, a recorded call drops wha
 running and recording needed (`release_call_state`), small scalar results are not kept in
 `known`, and the scheduler waits for the store writer when its queue grows past
 `WRITER_BACKLOG` records or lags `WRITER_LAG_SECONDS` behind (the crash bound), looking
-every `BACKLOG_CHECK_EVERY` finished jobs (a round of inline calls or a burst of
-completions can finish thousands between two dispatches).
+every `BACKLOG_CHECK_EVERY` finished jobs or `BACKLOG_CHECK_SECONDS` (a round of
+inline calls or a burst of completions can finish thousands between two dispatches; a
+chain's calls run here one dispatch each) and before each dispatch of more than one call.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ BACKLOG_CHECK_EVERY = 256
 """Jobs finished between two looks at the store writer's backlog: a round of inline calls,
 or a burst of completions from a pool, may finish thousands of calls, each queueing
 records, between two passes of the dispatch loop."""
+BACKLOG_CHECK_SECONDS = WRITER_LAG_SECONDS / 4
+"""Time between two looks at the store writer's backlog at most, while jobs end: slow
+jobs end fewer than `BACKLOG_CHECK_EVERY` in that time."""
 
 # How a job ended (`Evaluator.job_ended`): (event kind, job record status).
 CACHED = ("cached", "cached")
@@ -233,6 +237,7 @@ class Evaluator:
         self.job_counter = 0
         self.collected_at = 0
         self.ended = 0  # jobs ended (for the writer backlog checks)
+        self.writer_checked = 0.0  # when a job end last looked at the writer (time.time)
         self.summary = RunSummary(execution_id=execution_id)
         self.writer: Writer = writer if writer is not None else NullWriter()
         self.lookups = CacheLookups(store)
@@ -355,7 +360,9 @@ class Evaluator:
                 gc.collect(1)
                 self.collected_at = self.job_counter
             if dispatcher.queue and not dispatcher.full:
-                self.wait_for_writer()
+                if dispatcher.inflight or len(dispatcher.queue) > 1:
+                    # A lone call (a chain's) runs here and its job end looks (`job_ended`).
+                    self.wait_for_writer()
                 dispatcher.dispatch()
                 continue
             if dedup.waiting:  # calls other runs compute: poll for them, run ours
@@ -649,14 +656,58 @@ class Evaluator:
     def call_args_ready(self, frame: CallFrame) -> None:
         """Arguments are known: hash the call, deduplicate, then look up or run."""
         expr = frame.expr
+        if not expr.kwargs and frame.task._simple:
+            given = self._plain_results(expr.args)
+            if given is not None:  # x = inc(x): the results in hand, nothing to walk
+                self.call_known(frame, given[0], NO_KWARGS, True, given[1])
+                return
         self.call_known(frame, self.substitute(expr.args), self.substitute(expr.kwargs), False)
 
+    def _plain_results(
+        self, args: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], list[CallFrame | None]] | None:
+        """`args`' values and, by position, the frame of each argument that is a call,
+        when every argument is a plain value (`values.ATOMS`) or a call whose result is
+        one, with its digest; else None (the general walk: `substitute`, File search).
+
+        A chain of dependent calls (``x = inc(x)``) takes this way: the digest its
+        argument's call computed for its result is the argument's digest (what hashing
+        the value again would give), and that call is the argument's producer."""
+        values: list[Any] = []
+        results: list[CallFrame | None] = []
+        frames = self.frames
+        for arg in args:
+            cls = type(arg)
+            if cls is CallExpression:
+                dep = arg._lf_frame if frames is None else frames.get(id(arg))
+                if (
+                    type(dep) is not CallFrame
+                    or dep.state != DONE
+                    or dep.digest is None
+                    or type(dep.value) not in ATOMS
+                ):
+                    return None
+                values.append(dep.value)
+                results.append(dep)
+            elif cls in ATOMS:
+                values.append(arg)
+                results.append(None)
+            else:
+                return None
+        return tuple(values), results
+
     def call_known(
-        self, frame: CallFrame, args: tuple[Any, ...], kwargs: dict[str, Any], atoms: bool
+        self,
+        frame: CallFrame,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        atoms: bool,
+        results: list[CallFrame | None] | None = None,
     ) -> None:
         """The call's argument values are `args`, `kwargs` (`atoms`: all of them plain
-        numbers, strings or bytes, which hold no File): hash, deduplicate, then look up
-        or run."""
+        numbers, strings or bytes, which hold no File; `results`: by position, the frame
+        of each that a call of this run returned, whose digest it is, see
+        `_plain_results`): hash, deduplicate, then look up or run."""
         task = frame.task
         frame.args, frame.kwargs = args, kwargs
         frame.phase = LOOKUP
@@ -664,9 +715,11 @@ class Evaluator:
         try:
             bound = task.bind(args, kwargs)
             known = self.known
-            digests: list[tuple[str, bytes]] | None = [
-                (name, value_digest(value, known, root=name)) for name, value in bound
-            ]
+            digests: list[tuple[str, bytes]] | None
+            if results is None:
+                digests = [(name, value_digest(value, known, root=name)) for name, value in bound]
+            else:
+                digests = _reused_digests(bound, results, known)
         except UnhashableValue as exc:
             if cache_task:
                 self.fail(frame, _hashing_error(task, args, kwargs, exc))
@@ -675,7 +728,7 @@ class Evaluator:
         except TypeError as exc:  # binding failed after substitution (e.g. **kwargs)
             self.fail(frame, exc)
             return
-        self._note_inputs(frame, bound, digests, atoms)
+        self._note_inputs(frame, bound, digests, atoms, results)
         call_hash = _call_hash(task, digests, self.execution_id, self.call_keys)
         frame.call_hash = call_hash
         if self.listeners:
@@ -704,10 +757,12 @@ class Evaluator:
         bound: list[tuple[str, Any]],
         digests: list[tuple[str, bytes]] | None,
         atoms: bool,
+        results: list[CallFrame | None] | None = None,
     ) -> None:
         """What recording the call needs of its arguments: the files among them (those
         of defaults too), their digests and which calls produced them (`dataflow`).
-        `atoms`: the arguments given are plain values (no File, no call among them)."""
+        `atoms`: the argument values are plain values (no File among them), given as
+        such (no call among them) unless `results` names the calls that produced them."""
         args, kwargs = frame.args, frame.kwargs
         found = NO_ITEMS if atoms else iter_files(args)
         if kwargs:
@@ -719,6 +774,12 @@ class Evaluator:
         # Kept until the call is recorded; a tuple is the smallest container.
         frame.arg_digests = tuple(digests or ())
         recorded = self.recorder.producers
+        if results is not None:
+            direct = [None if dep is None else dep.call_hash for dep in results]
+            producers = arg_producers(frame, digests or (), self.frames, recorded, direct)
+            if producers is not None:
+                recorded[frame] = producers
+            return
         # Given plain values, an argument can only have been passed on from the caller's.
         if digests and (not atoms or (frame.context is not None and frame.context in recorded)):
             producers = arg_producers(frame, digests, self.frames, recorded)
@@ -892,7 +953,11 @@ class Evaluator:
                     s.caught += 1
         job = self.recorder.job(frame, how[1], started, finished, error, exc, raised)
         self.ended += 1
-        if self.ended % BACKLOG_CHECK_EVERY == 0:
+        if (
+            self.ended % BACKLOG_CHECK_EVERY == 0
+            or finished > self.writer_checked + BACKLOG_CHECK_SECONDS
+        ):
+            self.writer_checked = finished
             self.wait_for_writer()
         if self.listeners:
             reason = None
@@ -1013,6 +1078,20 @@ def _order(frame: Frame) -> int:
 def _atoms(args: tuple[Any, ...]) -> bool:
     """Whether every argument is a plain number, string or bytes (`values.ATOMS`)."""
     return ATOMS.issuperset(map(type, args))
+
+
+def _reused_digests(
+    bound: list[tuple[str, Any]], results: list[CallFrame | None], known: dict[int, bytes]
+) -> list[tuple[str, bytes]]:
+    """Argument digests of `bound` (a simple task's: by position, then defaults): the
+    digest of the call that returned an argument where `results` has one, else hashed."""
+    digests: list[tuple[str, bytes]] = []
+    given = len(results)
+    for i, (name, value) in enumerate(bound):
+        dep = results[i] if i < given else None
+        digest = dep.digest if dep is not None else None
+        digests.append((name, value_digest(value, known, root=name) if digest is None else digest))
+    return digests
 
 
 def defaulted(bound: list[tuple[str, Any]], n_args: int, kwargs: Any) -> list[Any]:

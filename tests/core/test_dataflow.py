@@ -70,3 +70,33 @@ def test_viz_flows_take_the_recorded_producer(store_url: str) -> None:
 def _calls(prov: Provenance, execution_id: str) -> list:  # type: ignore[type-arg]
     nodes = prov.execution_calls(execution_id)
     return list(prov.calls([n.call_hash for n in nodes.values() if n.call_hash]).values())
+
+
+@task
+def label(value: int, suffix: str = "!") -> str:
+    return f"{value}{suffix}"
+
+
+def test_a_call_on_results_has_the_call_hash_of_the_call_on_their_values(
+    store_url: str,
+) -> None:
+    """Arguments that are calls' plain results (a chain, ``x = inc(x)``) are hashed by the
+    digests those calls computed: the same call hashes as the values given directly, so
+    each is reused from the other, and each argument records its producer."""
+    with Scheduler(db=store_url) as sched:
+        assert sched.run(label(make(make(1)), show(7))) == "100<7>"
+        prov = Provenance(sched.store)
+        calls = {c.preview: c for c in _calls(prov, sched.last_run.execution_id)}  # type: ignore[union-attr]
+        top = calls["label(100, '<7>')"]
+        assert [a.producer for a in top.args] == [
+            calls["make(10)"].call_hash,
+            calls["show(7)"].call_hash,
+        ]
+        assert calls["make(10)"].args[0].producer == calls["make(1)"].call_hash
+        assert sched.run(label(100, "<7>")) == "100<7>"
+        assert sched.last_run is not None and sched.last_run.cached == 1
+        assert sched.run(make(10)) == 100
+        assert sched.last_run.cached == 1
+        assert sched.run(label(make(4))) == "40!"  # a default after a result
+        assert sched.run(label(40)) == "40!"
+        assert sched.last_run.cached == 1
