@@ -7,14 +7,16 @@ the body again (redun's single reduction; see `lookups.CacheLookups` and
 `Evaluator.call_reduced`). That expression holds the tasks it calls, and those are the
 ones that changed: pickled by value (a task of a ``__main__`` script is), the stored
 expression would bring the *old* code back. So every `Task` inside is written as its
-name and options only, and loading looks the name up in the live registry: the current
-definition runs. An expression naming a task that is not loaded cannot be used (the
+name and options only (a call of `live_task` on that reference; a persistent id in
+stores written before, and in the cloudpickle fallback), and loading looks the name up
+in the live registry: the current definition runs. An expression naming a task that is not loaded cannot be used (the
 body runs instead): `ExpressionUnusable`. A dry run decodes them without running
 anything (`lazyflow_core.store.values.safe_expression`).
 """
 
 from __future__ import annotations
 
+import copyreg
 import io
 import pickle
 from typing import Any
@@ -50,12 +52,21 @@ def _pickler_class(base: type[pickle.Pickler]) -> type[pickle.Pickler]:
     return _ByName
 
 
-_Pickler = _pickler_class(pickle.Pickler)
+def _task_reference(task: Task) -> tuple[Any, ...]:
+    """How the plain pickler writes a task: a call of `live_task` on its reference (the
+    same reference as a persistent id). A reduction through the pickler's dispatch table
+    is one Python call per *task* (the pickle memoises it): a persistent-id hook is
+    called for every object pickled, seven per call of a fan-out's expression."""
+    return live_task, ((_TAG, task.name, task.options.as_dict()),)
+
+
+class _Pickler(pickle.Pickler):
+    dispatch_table = {**copyreg.dispatch_table, Task: _task_reference}
 
 
 def dumps_expression(expr: Any) -> bytes:
     """`expr` pickled with each task as a reference by name (cloudpickle for the rest when
-    plain pickle cannot: lambdas, local classes)."""
+    plain pickle cannot: lambdas, local classes). Both loaders read both forms."""
     buf = io.BytesIO()
     try:
         _Pickler(buf, protocol=5).dump(expr)

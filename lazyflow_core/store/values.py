@@ -164,7 +164,10 @@ class _ExpressionUnpickler(_DataUnpickler):
     registry, never rebuilt from the pickle): ``CallExpression(task, args, kwargs)``
     only stores its arguments, so decoding a stored call expression runs nothing."""
 
-    ALLOWED = _DataUnpickler.ALLOWED | {("lazyflow_core.expression", "CallExpression")}
+    ALLOWED = _DataUnpickler.ALLOWED | {
+        ("lazyflow_core.expression", "CallExpression"),
+        ("lazyflow_core.reductions", "live_task"),  # looks a task up by name, runs nothing
+    }
 
     def persistent_load(self, pid: Any) -> Any:
         from ..reductions import live_task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any
 
@@ -9,7 +10,12 @@ import pytest
 
 from lazyflow_core import Scheduler, task
 from lazyflow_core.expression import CallExpression
-from lazyflow_core.reductions import ExpressionUnusable, dumps_expression, loads_expression
+from lazyflow_core.reductions import (
+    ExpressionUnusable,
+    _pickler_class,
+    dumps_expression,
+    loads_expression,
+)
 from lazyflow_core.store.values import safe_expression
 from lazyflow_core.task import Task
 
@@ -36,6 +42,25 @@ def test_tasks_are_stored_by_name_and_loaded_as_the_live_definition() -> None:
     # a dry run decodes calls and data without unpickling code
     decoded = safe_expression(data)
     assert decoded[0].task is add and decoded[1].kwargs == {}
+
+
+def test_expressions_stored_with_persistent_ids_still_load() -> None:
+    """Stores written before tasks were pickled through the dispatch table (and the
+    cloudpickle fallback today) name tasks by persistent id: both decoders read them."""
+    buf = io.BytesIO()
+    _pickler_class(pickle.Pickler)(buf, protocol=5).dump([add(1, 2), add.options(retries=2)(3, 4)])
+    for decode in (loads_expression, safe_expression):
+        first, variant = decode(buf.getvalue())
+        assert first.task is add and first.args == (1, 2)
+        assert variant.task.options.retries == 2 and variant.task.func is add.func
+
+
+def test_a_task_named_many_times_is_written_once() -> None:
+    one = dumps_expression([add(1, 2)])
+    many = dumps_expression([add(i, i) for i in range(1000)])
+    name = b"reductions_test_add"
+    assert many.count(name) == one.count(name) and len(many) < len(one) + 1000 * 24
+    assert all(call.task is add for call in loads_expression(many))
 
 
 def test_an_expression_naming_a_task_not_loaded_cannot_be_used() -> None:
