@@ -9,9 +9,9 @@ ones that changed: pickled by value (a task of a ``__main__`` script is), the st
 expression would bring the *old* code back. So every `Task` inside is written as its
 name and options only (a call of `live_task` on that reference; a persistent id in
 stores written before, and in the cloudpickle fallback), and loading looks the name up
-in the live registry: the current definition runs. An expression naming a task that is not loaded cannot be used (the
-body runs instead): `ExpressionUnusable`. A dry run decodes them without running
-anything (`lazyflow_core.store.values.safe_expression`).
+in the live registry: the current definition runs. An expression naming a task that is
+not loaded cannot be used (the body runs instead): `ExpressionUnusable`. A dry run
+decodes them without running anything (`lazyflow_core.store.values.safe_expression`).
 """
 
 from __future__ import annotations
