@@ -804,10 +804,12 @@ class Evaluator:
             self.known[id(value)] = digest
         frame.tasks, frame.files = self.lookups.vsets[vset_hash]
         frame.vset_hash = vset_hash
-        self.recorder.stored_values.add(digest)
-        self.recorder.producers.pop(frame, None)
+        recorder = self.recorder
+        recorder.stored_values.add(digest)
+        if recorder.producers:
+            recorder.producers.pop(frame, None)
         self.policy.reused(frame)
-        self.job_ended(frame, CACHED, time.time())
+        self.job_ended(frame, CACHED, time.time(), result_hash=result_hash)
         release_call_state(frame)
         self.finish(frame, value)
 
@@ -925,11 +927,13 @@ class Evaluator:
         error: str | None = None,
         exc: BaseException | None = None,
         raised: bool = False,
+        result_hash: str | None = None,
     ) -> JobRecord:
         """The one place a job ends: the run's counters, the job's record, its event.
 
         `how` is `CACHED`, `DONE_`, `FAILED_` or `CAUGHT` (it raised, a catch handled it:
-        recorded as failed, counted as executed and caught, not as failed).
+        recorded as failed, counted as executed and caught, not as failed). `result_hash`:
+        the hex of ``frame.digest`` where the caller has it (a cache hit's, from the store).
         """
         s = self.summary
         counts = s.by_task.get(frame.task.name)
@@ -951,7 +955,7 @@ class Evaluator:
                 counts.executed += 1
                 if how is CAUGHT:
                     s.caught += 1
-        job = self.recorder.job(frame, how[1], started, finished, error, exc, raised)
+        job = self.recorder.job(frame, how[1], started, finished, error, exc, raised, result_hash)
         self.ended += 1
         if (
             self.ended % BACKLOG_CHECK_EVERY == 0

@@ -123,38 +123,52 @@ class CacheLookups:
                 on_miss(f, Reason.NOT_CACHED, "no stored call of it has these arguments")
             return
         self._load_validation_sets({v for _, v in hits.values()})
-        valid: list[tuple[CallFrame, str, str]] = []
+        # Each validation set is checked once per resolve, not once per call: a fan-out's
+        # hundred thousand hits share one (its files are hashed once per resolve, too).
+        checked: dict[str, bool] = {}
+        valid: list[tuple[CallFrame, tuple[str, str]]] = []
         reducible: list[tuple[CallFrame, str]] = []
         for f in frames:
             hit = hits.get(f.call_hash)  # type: ignore[arg-type]
             if hit is None:
                 on_miss(f, Reason.NOT_CACHED, "no stored call of it has these arguments")
-            elif self._valid(hit[1]):
-                valid.append((f, hit[0], hit[1]))
+                continue
+            ok = checked.get(hit[1])
+            if ok is None:
+                ok = checked[hit[1]] = self._valid(hit[1])
+            if ok:
+                valid.append((f, hit))
+                continue
+            vset = self.vsets.get(hit[1])
+            reason, detail = invalid_reason(vset)
+            if reason in _REDUCIBLE and vset is not None and not any_changed(vset):
+                reducible.append((f, detail))
             else:
-                vset = self.vsets.get(hit[1])
-                reason, detail = invalid_reason(vset)
-                if reason in _REDUCIBLE and vset is not None and not any_changed(vset):
-                    reducible.append((f, detail))
-                else:
-                    on_miss(f, reason, detail)
+                on_miss(f, reason, detail)
         if reducible:
             self._reduce(reducible, on_miss, on_reduce)
         if not valid:
             return
-        datas = self.store.load_value_data(sorted({r for _, r, _ in valid}))
-        for f, result_hash, vset_hash in valid:
+        datas = self.store.load_value_data(sorted({hit[0] for _, hit in valid}))
+        loads = pickle.loads
+        for f, (result_hash, vset_hash) in valid:
             data = datas.get(result_hash)
-            # A dry run's choice, not damage. Bytes are tested first: a missing attribute
-            # looked up with a default raises and catches an AttributeError, per hit.
-            if type(data) is not bytes and getattr(data, "withheld", False):
+            if type(data) is bytes:  # checked (signature or checksum) by the store
+                try:
+                    value = loads(data)
+                except Exception as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                else:
+                    on_hit(f, value, result_hash, vset_hash)
+                    continue
+            elif data is None:
+                problem = "its value row is missing"
+            elif getattr(data, "withheld", False):  # a dry run's choice, not damage
                 on_miss(f, Reason.VALUE_NOT_LOADED, str(data))
                 continue
-            loaded, value = self._load(f, result_hash, data)
-            if loaded:
-                on_hit(f, value, result_hash, vset_hash)
-            else:
-                on_miss(f, Reason.VALUE_UNREADABLE, value)
+            else:  # why the store's check refused it: signature, checksum, blob
+                problem = str(data)
+            on_miss(f, Reason.VALUE_UNREADABLE, self._unreadable(f, result_hash, problem))
 
     def _reduce(
         self, frames: list[tuple[CallFrame, str]], on_miss: Miss, on_reduce: Reduce
@@ -213,21 +227,9 @@ class CacheLookups:
             ok = self.valid_task_sets[vset_hash] = stale_task(tasks) is None
         return ok and (not files or changed_file(files) is None)
 
-    def _load(self, f: CallFrame, result_hash: str, data: object) -> tuple[bool, Any]:
-        """``(True, value)`` for a cached result that loads; else ``(False, problem)``
-        after one warning naming the call (it then runs, and its value is stored again).
-
-        `data` is the store's checked bytes, or its reason they may not be unpickled (a
-        signature or checksum that does not verify, a missing or unreadable blob)."""
-        if data is None:
-            problem = "its value row is missing"
-        elif type(data) is not bytes:
-            problem = str(data)
-        else:
-            try:
-                return True, pickle.loads(data)
-            except Exception as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+    def _unreadable(self, f: CallFrame, result_hash: str, problem: str) -> str:
+        """A cached result that does not load (`problem`): one warning naming the call,
+        which then runs, and its value is stored again."""
         log.warning(
             "lazyflow: cached result of %s (%s(%s), value %s) cannot be loaded: %s; "
             "re-running the call",
@@ -238,7 +240,7 @@ class CacheLookups:
             problem,
         )
         self.unreadable.add(result_hash)
-        return False, problem
+        return problem
 
 
 _task_of = operator.attrgetter("task")

@@ -122,10 +122,14 @@ class Recorder:
         error: str | None = None,
         exc: BaseException | None = None,
         raised: bool = False,
+        result_hash: str | None = None,
     ) -> JobRecord:
         """The job's record: its own result hash and task version (history: a later run
         of the same call rewrites the call's row, never this), and for a failed job the
-        exception's type and, if the job itself `raised` it, its traceback."""
+        exception's type and, if the job itself `raised` it, its traceback.
+
+        `result_hash` is the hex of ``frame.digest`` if the caller has it already (a
+        cache hit has it from the store: no bytes -> hex per hit)."""
         parent = frame.context
         if parent is not self._parent:
             self._parent = parent
@@ -154,7 +158,13 @@ class Recorder:
                 frame.attempts,
                 (task.short_name, frame.args, frame.kwargs),  # formatted by the writer thread
                 error,
-                digest.hex() if digest is not None and exc is None else None,
+                (
+                    None
+                    if digest is None or exc is not None
+                    else result_hash
+                    if result_hash is not None
+                    else digest.hex()
+                ),
                 task.hash,
                 error_type,
                 tb,
@@ -170,10 +180,11 @@ class Recorder:
         error: str | None = None,
         exc: BaseException | None = None,
         raised: bool = False,
+        result_hash: str | None = None,
     ) -> JobRecord:
         """Queue the job's one record (status "done", "cached" or "failed"); a job that
         raised also records its task version, so its page shows the code that failed."""
-        job = self.job_record(frame, status, started, finished, error, exc, raised)
+        job = self.job_record(frame, status, started, finished, error, exc, raised, result_hash)
         self.writer.put(job)
         tags = frame.task.options.tags
         if tags:  # @task(tags=...): on every job of the task, reused ones too
