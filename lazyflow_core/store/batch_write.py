@@ -285,7 +285,9 @@ class Transaction:
 
 
 def connect(module: str, args: list[Any], kwargs: dict[str, Any], pragmas: list[str]) -> Any:
-    """A DB-API connection from the parts the parent's SQLAlchemy engine would use."""
+    """A DB-API connection from the parts the parent's store would use, with its session
+    settings (SQLite pragmas; PostgreSQL ``SET`` statements, committed at once: a SET in
+    a transaction that is rolled back is undone)."""
     dbapi = importlib.import_module(module)
     conn = dbapi.connect(*args, **kwargs)
     if pragmas:
@@ -293,6 +295,7 @@ def connect(module: str, args: list[Any], kwargs: dict[str, Any], pragmas: list[
         for pragma in pragmas:
             cur.execute(pragma)
         cur.close()
+        conn.commit()
     return conn
 
 

@@ -27,6 +27,7 @@ from ..codechange import CodeVersion
 from ..config import default_db_url, discover, sqlite_file
 from ..errors import StoreError
 from .blobs import BlobStore
+from .pgserver import WRITER_SETTINGS, PgServer, writer_session
 from .signing import SigningKeys, resolve_keys
 from .sqlitefile import SqliteFile, apply_pragmas, sqlite_read_only_uri
 from .values import Unreadable, load_expressions, load_value, read_values
@@ -114,15 +115,19 @@ class Store:
         self._engines: list[Engine] = []
         self._engine_lock = threading.Lock()
         try:
-            # A SQLite file: connections through sqlite3, the engine only when needed.
+            # A SQLite file: connections through sqlite3, the engine only when needed;
+            # a PostgreSQL server through psycopg, the same way (`pgserver`).
             self.file = SqliteFile.of(self.url)
-            if self.file is None:
+            self.server = PgServer.of(self.url) if self.file is None else None
+            if self.file is None and self.server is None:
                 self._engines.append(self._make_engine(self.url))
         except Exception as exc:
             raise self._open_error(exc) from exc
         if self.file is not None:
             self.read_only = self.file.read_only
             self.dialect = "sqlite"
+        elif self.server is not None:
+            self.dialect = "postgresql"
         else:
             self.dialect = self.engine.dialect.name
         blob_root = blobs or os.environ.get("LAZYFLOW_BLOBS")
@@ -152,8 +157,9 @@ class Store:
     # -- engine and schema -------------------------------------------------------------
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (built on first use for a SQLite file: importing
-        SQLAlchemy is most of a small run's start-up, and a run needs no engine)."""
+        """The SQLAlchemy engine (built on first use for a SQLite file or a psycopg URL:
+        importing SQLAlchemy is most of a small run's start-up, and a run needs no
+        engine)."""
         if not self._engines:
             with self._engine_lock:
                 if not self._engines:
@@ -254,6 +260,9 @@ class Store:
         if self.file is not None and (self._file_is_current() or self._create_file(create)):
             self._schema_ready = True
             return
+        if self.server is not None and self._server_is_current():
+            self._schema_ready = True
+            return
         from sqlalchemy.exc import DBAPIError
 
         try:
@@ -283,13 +292,33 @@ class Store:
 
         if self.file is None or not os.path.exists(self.file.path):
             return False  # a new store: no connection to make (and drop) before creating it
+        return self._read_revision_is_head(sqlite3.Error)
+
+    def _server_is_current(self) -> bool:
+        """Whether the PostgreSQL database is at this lazyflow's schema, asked through
+        psycopg on the thread's read connection (which the cache lookups then use).
+        Anything else (no store yet, another schema) is False: the full check, through
+        SQLAlchemy, creates, migrates or says what is wrong. A server that cannot be
+        reached is a `StoreError` at once (the full check would only wait for it again)."""
+        import psycopg
+
+        try:
+            self._read_connection()
+        except psycopg.OperationalError as exc:
+            raise self._unreachable_error(exc) from exc
+        return self._read_revision_is_head(psycopg.Error)
+
+    def _read_revision_is_head(self, error: type[Exception]) -> bool:
+        """Whether the version row, read on the thread's read connection, is this
+        lazyflow's schema (`error`: the driver's, read as "no version row")."""
         try:
             cur = self._read_cursor()
             try:
-                row = cur.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+                cur.execute(f"SELECT version_num FROM {VERSION_TABLE}")
+                row = cur.fetchone()
             finally:
                 cur.close()
-        except sqlite3.Error:
+        except error:
             row = None
         if row is not None and row[0] == HEAD_REVISION:
             return True
@@ -366,14 +395,17 @@ class Store:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(exc, OperationalError):  # connection-level: refused, timeout
-            return StoreError(
-                f"cannot reach the lazyflow store at {redact(self.url)!r}: {reason}. Is the "
-                "database running and the URL right? Set it with --db or LAZYFLOW_DB."
-            )
+            return self._unreachable_error(reason)
         return StoreError(  # reached it, but it refused (permissions, ...)
             f"cannot create or check the lazyflow tables at {redact(self.url)!r}: {reason}. "
             "The database user needs to create tables there (on PostgreSQL: CREATE on the "
             "schema in search_path)."
+        )
+
+    def _unreachable_error(self, reason: object) -> StoreError:
+        return StoreError(
+            f"cannot reach the lazyflow store at {redact(self.url)!r}: {reason}. Is the "
+            "database running and the URL right? Set it with --db or LAZYFLOW_DB."
         )
 
     def current_revision(self) -> str | None:
@@ -481,10 +513,12 @@ class Store:
         if conn is None:
             if self.file is not None:
                 conn = self.file.connect()
+            elif self.server is not None:
+                conn = self.server.connect(autocommit=True)
             else:
                 conn = self.engine.raw_connection()
-            if self.dialect == "postgresql":
-                conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+                if self.dialect == "postgresql":
+                    conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn = conn
             self._read_conns.append(conn)
         return conn
@@ -623,6 +657,8 @@ class Store:
         its PostgreSQL advisory locks), and settings made on it reach no one else."""
         if self.file is not None:
             return self.file.connect()
+        if self.server is not None:
+            return self.server.connect()
         pooled = self.engine.raw_connection()
         pooled.detach()
         return pooled.dbapi_connection
@@ -633,7 +669,7 @@ class Store:
 
         return WriteTarget(
             dialect=self.dialect,
-            connect=self.file.connect if self.file is not None else self.engine.raw_connection,
+            connect=self._writer_connection,
             process_connect=self._process_connect(),
             blobs=self.blobs,
             blob_threshold=self.blob_threshold,
@@ -642,6 +678,18 @@ class Store:
             read_only=self.read_only,
             damaged_vsets=self.damaged_vsets,
         )
+
+    def _writer_connection(self) -> Any:
+        """A connection for the writer thread: on PostgreSQL a session of its own, set
+        as `pgserver.WRITER_SETTINGS` says (not a pool's: the setting must reach no one
+        else)."""
+        if self.file is not None:
+            return self.file.connect()
+        if self.server is not None:
+            return self.server.writer_connect()
+        if self.dialect != "postgresql":
+            return self.engine.raw_connection()  # (in-memory SQLite: the one connection)
+        return writer_session(self._own_connection())
 
     def _count_statements(self, n: int) -> None:
         self.statements += n
@@ -665,13 +713,22 @@ class Store:
                 f"PRAGMA cache_size=-{WRITER_CACHE_KIB}",
             ]
             return "sqlite3", [path], {"timeout": 60}, "sqlite", pragmas
+        settings = list(WRITER_SETTINGS)  # (`batch_write.connect` commits them)
+        if self.server is not None:
+            return (
+                "psycopg",
+                list(self.server.args),
+                dict(self.server.kwargs),
+                "postgresql",
+                settings,
+            )
         engine = self.engine
         dialect = engine.dialect
         if dialect.name == "postgresql" and dialect.driver in ("psycopg", "psycopg2"):
             args, kwargs = dialect.create_connect_args(engine.url)
             kwargs = {k: v for k, v in kwargs.items() if isinstance(v, (str, int, float, bool))}
             kwargs.setdefault("connect_timeout", 10)
-            return dialect.driver, list(args), kwargs, "postgresql", []
+            return dialect.driver, list(args), kwargs, "postgresql", settings
         return None
 
     def query(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:

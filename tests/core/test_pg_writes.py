@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lazyflow_core.records import CallRecord, ValueRecord
-from lazyflow_core.store import Store
+from lazyflow_core.store import Store, batch_write
 from lazyflow_core.store.batch_write import COPY_MIN_ROWS, Transaction, apply_batch, direct_kinds
 from lazyflow_core.store.statements import write_plan
 
@@ -114,3 +114,31 @@ def test_a_transaction_of_several_batches_writes_each_row_once(conn: Any, straig
     tx.commit()
     assert (inserted, updated) == (3 * N, 0)
     assert _rows(conn, "SELECT COUNT(*) FROM lf_calls") == [(3 * N,)]
+
+
+def _synchronous_commit(conn: Any) -> str:
+    return str(_rows(conn, "SHOW synchronous_commit")[0][0])
+
+
+def test_only_the_writers_sessions_commit_without_waiting_for_the_disk(pg_url: str) -> None:
+    """The writer thread's and the writer process's sessions set synchronous_commit off
+    (docs/store.md, "What a crash loses"), also after a rolled-back transaction; the
+    lookups' and the leases' sessions keep the server's setting."""
+    store = Store(pg_url)
+    store.ensure_schema()
+    server_default = _synchronous_commit(store._read_connection())
+    assert server_default != "off"
+    target = store.write_target()
+    spec = target.process_connect
+    assert spec is not None
+    module, args, kwargs, _dialect, settings = spec
+    for writer in (target.connect(), batch_write.connect(module, args, kwargs, settings)):
+        assert _synchronous_commit(writer) == "off"
+        writer.rollback()
+        assert _synchronous_commit(writer) == "off"
+        writer.close()
+    leases = store.leases("e" * 32, ttl=30.0)
+    assert leases is not None
+    assert _synchronous_commit(leases._conn) == server_default
+    leases.close()
+    store.close()

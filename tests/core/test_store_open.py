@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, inspect, text
+from sqlalchemy import inspect, text
 
 from lazyflow_core import StoreError
 from lazyflow_core.store import Store
+from lazyflow_core.store.pgserver import PgServer
 from lazyflow_core.store.sql import HEAD_REVISION, VERSION_TABLE
 from lazyflow_core.store.sqlitefile import SqliteFile
 
@@ -52,8 +53,8 @@ def _open_and_close(url: str) -> None:
 def test_opening_a_current_store_is_one_connection_and_one_query(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The schema check is one statement, and cache lookups reuse its connection. On a
-    SQLite file that connection is sqlite3's, and no SQLAlchemy engine is built."""
+    """The schema check is one statement, and cache lookups reuse its connection: the
+    driver's own (sqlite3, psycopg), with no SQLAlchemy engine built."""
     _open_and_close(db_url)
     store = Store(db_url)
     connects: list[int] = []
@@ -69,26 +70,62 @@ def test_opening_a_current_store_is_one_connection_and_one_query(
 
         monkeypatch.setattr(SqliteFile, "connect", traced)
     else:
-        event.listen(store.engine, "connect", lambda *_: connects.append(1))
-        event.listen(
-            store.engine,
-            "before_cursor_execute",
-            lambda _c, _cur, sql, *_: statements.append(sql),
-        )
+        import psycopg
+
+        class Traced(psycopg.Cursor[Any]):
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                statements.append(str(query))
+                return super().execute(query, *args, **kwargs)
+
+        connect_pg = PgServer.connect
+
+        def traced_pg(self: PgServer, *, autocommit: bool = False) -> Any:
+            conn = connect_pg(self, autocommit=autocommit)
+            connects.append(1)
+            conn.cursor_factory = Traced
+            return conn
+
+        monkeypatch.setattr(PgServer, "connect", traced_pg)
     store.ensure_schema()
     assert store.lookup_calls(["0" * 64]) == {}
     assert store.tasks_with_calls(["0" * 64]) == set()
     assert statements[:1] == [f"SELECT version_num FROM {VERSION_TABLE}"]
     assert len(connects) == 1
-    if store.file is not None:
-        assert store._engines == []  # the engine is built only to create or migrate
-        assert [s.split(" FROM ")[1].split()[0] for s in statements[1:]] == [
-            "lf_calls",
-            "lf_tasks",
-        ]
-    else:
-        assert statements == [f"SELECT version_num FROM {VERSION_TABLE}"]
+    assert store._engines == []  # the engine is built only to create or migrate
+    assert [s.split(" FROM ")[1].split()[0] for s in statements[1:]] == ["lf_calls", "lf_tasks"]
     store.close()
+
+
+def test_postgres_urls_connect_as_sqlalchemy_would() -> None:
+    """`PgServer.of` passes psycopg what SQLAlchemy's psycopg dialect passes (its own
+    adapter map aside), and leaves the URLs it does not parse to SQLAlchemy."""
+    from sqlalchemy import create_engine
+
+    urls = [
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "postgresql+psycopg://u:p%40ss%3Aw@db.example/lf%20db?sslmode=require",
+        "postgresql+psycopg://u@[::1]:6543/d?options=-csearch_path%3Dlf&application_name=x",
+        "postgresql+psycopg:///test",
+        "postgresql+psycopg://",
+        "postgresql+psycopg://u:@h/d",
+    ]
+    for url in urls:
+        server = PgServer.of(url)
+        assert server is not None, url
+        engine = create_engine(url)
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        kwargs.pop("context", None)
+        kwargs.setdefault("connect_timeout", 10)
+        assert (list(server.args), server.kwargs) == (args, kwargs), url
+        engine.dispose()
+    for url in [
+        "postgresql://u@h/d",  # psycopg2, SQLAlchemy's default driver
+        "postgresql+psycopg2://u@h/d",
+        "postgresql+psycopg://u@h/d?host=a&host=b",
+        "postgresql+psycopg://u@/d?host=a,b&port=1,2",
+        "sqlite:///x.db",
+    ]:
+        assert PgServer.of(url) is None, url
 
 
 def test_postgres_first_connect_skips_the_hstore_lookup(pg_url: str) -> None:
