@@ -119,6 +119,7 @@ class Dispatcher:
         self.completions = queue.SimpleQueue()
         self.awaited = awaited
         self.async_funcs: dict[Callable[..., Any], bool] = {}
+        self.lone_here: dict[Task, bool] = {}  # see `_lone_here`
         self.coroutines: set[Future[JobOutcome]] = set()  # async tasks' jobs running
 
     # -- the state machine's side --------------------------------------------------------
@@ -134,8 +135,15 @@ class Dispatcher:
         single queued call with nothing running is *lone*: running it elsewhere gains
         nothing.
         """
-        frames, self.queue = self.queue, []
+        frames = self.queue
         lone = len(frames) == 1 and self.inflight == 0
+        if lone and not (self.stopping or self.cancelled):
+            frame = frames[0]
+            if frame.state == PENDING and self._lone_here(frame.task):
+                self.queue = []  # a chain's call: nothing else to send, nothing to flush
+                self._run_here(frame)
+                return
+        self.queue = []
         self.submitted = False
         for index, frame in enumerate(frames):
             if self.stopping or frame.state != PENDING:
@@ -251,6 +259,22 @@ class Dispatcher:
         return executor
 
     # -- inline --------------------------------------------------------------------------
+    def _lone_here(self, task: Task) -> bool:
+        """Whether a lone call of `task` runs right here with no more ado: its executor
+        runs jobs in this process (``WHEN_CHEAP`` or ``ALWAYS``), and it is neither
+        ``async`` nor limited. Decided once per task (`lone_here`); otherwise (or if its
+        executor is unknown, which the round reports) the call takes the general round."""
+        here = self.lone_here.get(task)
+        if here is None:
+            try:
+                inline = self.executor_for(task).inline
+            except ExecutorError:
+                return False
+            here = self.lone_here[task] = (
+                inline is not Inline.NEVER and not task.options.limits and not self._is_async(task)
+            )
+        return here
+
     def _where(self, frame: CallFrame, lone: bool) -> str:
         """Where a call of a ``WHEN_CHEAP`` executor goes: `_HERE`, `_POOL`, or `_LATER`
         (it waits in `deferred` for its task's timing verdict)."""

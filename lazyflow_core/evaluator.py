@@ -431,6 +431,10 @@ class Evaluator:
         frame.phase = ARGS
         deps: list[Expression] = []
         collect(value, deps)
+        self.wait_for_frames(frame, deps)
+
+    def wait_for_frames(self, frame: Frame, deps: Iterable[Expression]) -> None:
+        """`frame` waits for the frames of the expressions `deps`."""
         context = frame.context
         for expr in deps:
             dep = self.frame_for(expr, context)
@@ -647,11 +651,18 @@ class Evaluator:
     # -- transitions: calls ------------------------------------------------------------
     def begin_call(self, frame: CallFrame) -> None:
         expr = frame.expr
-        if not expr.kwargs and _atoms(expr.args):  # inc(i): nothing to wait for or walk
-            frame.phase = ARGS
-            self.call_known(frame, expr.args, NO_KWARGS, True)
-        else:
-            self.wait_for_value(frame, (expr.args, expr.kwargs))
+        if not expr.kwargs:
+            args = expr.args
+            if _atoms(args):  # inc(i): nothing to wait for or walk
+                frame.phase = ARGS
+                self.call_known(frame, args, NO_KWARGS, True)
+                return
+            calls = _call_args(args)
+            if calls is not None:  # inc(x), x a call: its frame is all there is to wait for
+                frame.phase = ARGS
+                self.wait_for_frames(frame, calls)
+                return
+        self.wait_for_value(frame, (expr.args, expr.kwargs))
 
     def call_args_ready(self, frame: CallFrame) -> None:
         """Arguments are known: hash the call, deduplicate, then look up or run."""
@@ -1082,6 +1093,18 @@ def _order(frame: Frame) -> int:
 def _atoms(args: tuple[Any, ...]) -> bool:
     """Whether every argument is a plain number, string or bytes (`values.ATOMS`)."""
     return ATOMS.issuperset(map(type, args))
+
+
+def _call_args(args: tuple[Any, ...]) -> list[CallExpression] | None:
+    """The arguments that are calls, if every other one is a plain value (`values.ATOMS`),
+    else None: what `collect` would find in `args`, without the walk."""
+    calls: list[CallExpression] = []
+    for arg in args:
+        if type(arg) is CallExpression:
+            calls.append(arg)
+        elif type(arg) not in ATOMS:
+            return None
+    return calls
 
 
 def _reused_digests(

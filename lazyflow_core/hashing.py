@@ -88,10 +88,16 @@ class CallKeys:
         h = state.copy()
         names = self._names
         for name, d in digests:
+            # the part's length prefix and ``name=``, for a digest of the usual size
             head = names.get(name)
             if head is None:
-                head = names[name] = name.encode() + b"="
-            h.update((len(head) + len(d)).to_bytes(8, "little") + head + d)
+                raw = name.encode() + b"="
+                head = names[name] = (len(raw) + DIGEST_SIZE).to_bytes(8, "little") + raw
+            if len(d) == DIGEST_SIZE:
+                h.update(head + d)
+            else:
+                raw = head[8:]
+                h.update((len(raw) + len(d)).to_bytes(8, "little") + raw + d)
         return h.digest()[:DIGEST_SIZE].hex()
 
 

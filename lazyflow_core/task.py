@@ -389,6 +389,8 @@ class Task:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, Any]]:
         """Arguments in parameter order with defaults applied, for canonical call hashes."""
         if self._simple:
+            if len(args) == len(self._names):  # every argument given by position
+                return list(zip(self._names, args, strict=True))
             bound = list(zip(self._names, args, strict=False))
             for name in self._names[len(args) :]:
                 if name in kwargs:
