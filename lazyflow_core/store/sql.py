@@ -260,7 +260,9 @@ class Store:
         if self.file is not None and (self._file_is_current() or self._create_file(create)):
             self._schema_ready = True
             return
-        if self.server is not None and self._server_is_current():
+        if self.server is not None and (
+            self._server_is_current() or self._create_on_server(create)
+        ):
             self._schema_ready = True
             return
         from sqlalchemy.exc import DBAPIError
@@ -292,7 +294,7 @@ class Store:
 
         if self.file is None or not os.path.exists(self.file.path):
             return False  # a new store: no connection to make (and drop) before creating it
-        return self._read_revision_is_head(sqlite3.Error)
+        return self._read_revision_is_head(sqlite3.Error, keep=False)
 
     def _server_is_current(self) -> bool:
         """Whether the PostgreSQL database is at this lazyflow's schema, asked through
@@ -306,11 +308,40 @@ class Store:
             self._read_connection()
         except psycopg.OperationalError as exc:
             raise self._unreachable_error(exc) from exc
-        return self._read_revision_is_head(psycopg.Error)
+        # (an autocommit session holds nothing of the schema: kept for what follows)
+        return self._read_revision_is_head(psycopg.Error, keep=True)
 
-    def _read_revision_is_head(self, error: type[Exception]) -> bool:
+    def _create_on_server(self, create: bool) -> bool:
+        """Make a new store in a PostgreSQL database through psycopg, under the
+        migration lock like every creation and upgrade (the schema's DDL in one round
+        trip and one transaction: `_create_current`). True when the database is then at
+        this lazyflow's schema: created here, or by another process while this one
+        waited for the lock. False when it holds a store at another revision (the full
+        check migrates it, through alembic)."""
+        import psycopg
+
+        try:
+            conn = self._read_connection()
+            conn.execute("SELECT pg_advisory_lock(%s)", (_PG_LOCK_KEY,))
+            try:
+                revision, has_tables = _server_state(conn)
+                if revision is None and not has_tables:
+                    if not create:
+                        raise self._no_store_error()
+                    self._create_current()
+                    revision = HEAD_REVISION
+            finally:
+                with contextlib.suppress(psycopg.Error):  # (a lost session frees it too)
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (_PG_LOCK_KEY,))
+        except psycopg.Error as exc:
+            self._drop_read_connection()
+            raise self.database_error(exc) from exc
+        return revision == HEAD_REVISION
+
+    def _read_revision_is_head(self, error: type[Exception], keep: bool) -> bool:
         """Whether the version row, read on the thread's read connection, is this
-        lazyflow's schema (`error`: the driver's, read as "no version row")."""
+        lazyflow's schema (`error`: the driver's, read as "no version row"; `keep`: keep
+        the connection when it is not, else drop it)."""
         try:
             cur = self._read_cursor()
             try:
@@ -322,7 +353,8 @@ class Store:
             row = None
         if row is not None and row[0] == HEAD_REVISION:
             return True
-        self._drop_read_connection()  # the full check may change the schema under it
+        if not keep:
+            self._drop_read_connection()  # the full check may change the schema under it
         return False
 
     def _create_file(self, create: bool) -> bool:
@@ -376,9 +408,11 @@ class Store:
                 "LAZYFLOW_DB at a writable store"
             )
 
-    def database_error(self, exc: DBAPIError) -> StoreError:
-        """One-line advice for a database error met while opening the store."""
-        reason = exc.orig if getattr(exc, "orig", None) is not None else exc
+    def database_error(self, exc: DBAPIError | Exception) -> StoreError:
+        """One-line advice for a database error met while opening the store (raised
+        through SQLAlchemy, or by psycopg on a `PgServer`)."""
+        orig = getattr(exc, "orig", None)
+        reason = orig if orig is not None else exc
         if self.dialect == "sqlite":
             text_ = str(reason).lower()
             path = self.sqlite_path or redact(self.url)
@@ -392,10 +426,16 @@ class Store:
                 f"cannot open the SQLite store {path}: {reason}. Check that its directory "
                 "exists and that you may read it (and write it, for a run)."
             )
-        from sqlalchemy.exc import OperationalError
+        if self.server is not None and not hasattr(exc, "orig"):
+            import psycopg
 
-        if isinstance(exc, OperationalError):  # connection-level: refused, timeout
-            return self._unreachable_error(reason)
+            if isinstance(exc, psycopg.OperationalError):
+                return self._unreachable_error(reason)
+        else:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):  # connection-level: refused, timeout
+                return self._unreachable_error(reason)
         return StoreError(  # reached it, but it refused (permissions, ...)
             f"cannot create or check the lazyflow tables at {redact(self.url)!r}: {reason}. "
             "The database user needs to create tables there (on PostgreSQL: CREATE on the "
@@ -463,6 +503,12 @@ class Store:
 
             revision = ddl.create(self._read_connection())
             log.info("lazyflow store created at %s (schema %s)", redact(self.url), revision)
+            return
+        if self.server is not None:  # what create_all runs, in one round trip
+            conn = self._read_connection()
+            with conn.transaction():
+                conn.execute(_postgres_ddl())
+            log.info("lazyflow store created at %s (schema %s)", redact(self.url), HEAD_REVISION)
             return
         from sqlalchemy import text
 
@@ -736,6 +782,43 @@ class Store:
         self.ensure_schema()
         with self.engine.connect() as conn:
             return list(conn.execute(statement, params or {}))
+
+
+def _server_state(conn: Any) -> tuple[str | None, bool]:
+    """A PostgreSQL database's schema revision (None without a version row) and whether
+    the schema its tables are made in (the first of ``search_path``) holds any lazyflow
+    table, on an autocommit psycopg connection."""
+    (version_table,) = conn.execute("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone()
+    if version_table is not None:
+        row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        return (row[0] if row else None), True
+    row = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+        "AND tablename LIKE 'lf\\_%' LIMIT 1"
+    ).fetchone()
+    return None, row is not None
+
+
+def _postgres_ddl() -> str:
+    """The statements ``metadata.create_all`` runs on a new PostgreSQL store, and the
+    version table and row, as one script (SQLAlchemy's own compiler writes them)."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from . import schema
+
+    dialect = postgresql.dialect()
+    statements = []
+    for table in schema.metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+    statements.append(
+        f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+        f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
+    )
+    statements.append(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{HEAD_REVISION}')")
+    return ";\n".join(statements) + ";"
 
 
 def _validation_set(tasks: str, files: str) -> tuple[list[list[str]], list[list[Any]]]:

@@ -136,6 +136,31 @@ def test_postgres_first_connect_skips_the_hstore_lookup(pg_url: str) -> None:
     store.close()
 
 
+def test_a_new_postgres_store_is_made_through_psycopg_as_declared(pg_url: str) -> None:
+    """A new PostgreSQL store gets the tables and indexes `schema.metadata` declares
+    (alembic finds nothing to change) without an engine; read-only opening of an empty
+    database still refuses to create it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from lazyflow_core.store.schema import metadata
+
+    reader = Store(pg_url)
+    with pytest.raises(StoreError, match="has no lazyflow tables"):
+        reader.ensure_schema(create=False)
+    reader.close()
+    store = Store(pg_url)
+    store.ensure_schema()
+    assert store._engines == []
+    assert store.lookup_calls(["0" * 40]) == {}  # the connection that made it
+    assert store.current_revision() == HEAD_REVISION
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        diff = compare_metadata(context, metadata)
+    assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == VERSION_TABLE)] == []
+    store.close()
+
+
 def test_concurrent_first_opens_create_the_store_once(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
