@@ -740,7 +740,8 @@ class Evaluator:
             self.fail(frame, exc)
             return
         self._note_inputs(frame, bound, digests, atoms, results)
-        call_hash = _call_hash(task, digests, self.execution_id, self.call_keys)
+        task_hash = task.hash  # a property (checked against the run's epoch): read once
+        call_hash = _call_hash(task, task_hash, digests, self.execution_id, self.call_keys)
         frame.call_hash = call_hash
         if self.listeners:
             self._emit("pending", frame)
@@ -757,7 +758,7 @@ class Evaluator:
             self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off for this run")
         elif not cache_task:
             self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off on the task")
-        elif self.lookups.worth_asking(task):
+        elif self.lookups.worth_asking(task_hash):
             self.lookups.waiting.append(frame)
         else:
             self.call_must_run(frame, Reason.NOT_CACHED, "no call of this task version is stored")
@@ -1127,18 +1128,23 @@ def defaulted(bound: list[tuple[str, Any]], n_args: int, kwargs: Any) -> list[An
 
 
 def _call_hash(
-    task: Task, digests: list[tuple[str, bytes]] | None, execution_id: str, keys: CallKeys
+    task: Task,
+    task_hash: str,
+    digests: list[tuple[str, bytes]] | None,
+    execution_id: str,
+    keys: CallKeys,
 ) -> str:
-    """A call's hash: its task's and its arguments' (`keys`: the run's `CallKeys`). A
+    """A call's hash: its task's (`task_hash`: ``task.hash``) and its arguments' (`keys`:
+    the run's `CallKeys`). A
     ``cache=False`` call's hash is its run's own (identical ones in a run are merged,
     never reused across runs); one whose arguments cannot be hashed (`digests` None) is
     merged with nothing."""
     if digests is None:
-        return hash_struct("Uncached", task.hash, uuid.uuid4().hex)
+        return hash_struct("Uncached", task_hash, uuid.uuid4().hex)
     if task.options.cache:
-        return keys.call(task.hash, digests)
+        return keys.call(task_hash, digests)
     parts = [n.encode() + b"=" + d for n, d in digests]
-    return hash_struct("Uncached", task.hash, execution_id, *parts)
+    return hash_struct("Uncached", task_hash, execution_id, *parts)
 
 
 def _hashing_error(task: Task, args: Any, kwargs: Any, exc: UnhashableValue) -> HashingError:

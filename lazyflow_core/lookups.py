@@ -40,7 +40,7 @@ from .events import Reason
 from .expression import format_args
 from .files import hash_now
 from .frames import UNCACHED, CallFrame
-from .task import Task, get_task
+from .task import get_task
 
 log = logging.getLogger("lazyflow.evaluator")
 
@@ -106,9 +106,9 @@ class CacheLookups:
         # result hashes found unreadable: the call runs and its value is written again
         self.unreadable: set[str] = set()
 
-    def worth_asking(self, task: Task) -> bool:
-        """False for a task version known to have no call in the store."""
-        return self.task_has_calls.get(task.hash, True)
+    def worth_asking(self, task_hash: str) -> bool:
+        """False for a task version (`Task.hash`) known to have no call in the store."""
+        return self.task_has_calls.get(task_hash, True)
 
     def resolve(self, on_hit: Hit, on_miss: Miss, on_reduce: Reduce) -> None:
         """Decide every waiting call: reused, its returned expression reused, or run

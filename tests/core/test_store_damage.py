@@ -138,3 +138,32 @@ def test_strict_store_fails_a_run_whose_records_were_lost(tmp_path: Path) -> Non
         sched.run(blob_of(3))
     assert sched.last_run is not None and sched.last_run.status == "done"
     sched.close()
+
+
+def test_one_damaged_value_among_many_hits_is_the_only_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flat re-run over more calls than one lookup query takes (keys are sorted and
+    chunked): every call is found, and the one whose value row was overwritten with
+    another value's bytes fails its checksum and runs again, alone."""
+    import sqlite3
+
+    from tests.core.tasks import inc, total
+
+    n = 1200  # more than `sql.CHUNK` keys per query
+    path = tmp_path / "lazyflow.db"
+    sched = Scheduler(db=f"sqlite:///{path}")
+    assert sched.run(total([inc(i) for i in range(n)])) == n * (n + 1) // 2
+    sched.close()
+    damaged = hash_value(701)  # the result of inc(700)
+    with sqlite3.connect(path) as conn:
+        (other,) = conn.execute("SELECT data FROM lf_values WHERE hash = ?", [hash_value(5)])
+        conn.execute("UPDATE lf_values SET data = ? WHERE hash = ?", [other[0], damaged])
+    sched = Scheduler(db=f"sqlite:///{path}")
+    with caplog.at_level(logging.WARNING, logger="lazyflow"):
+        assert sched.run(total([inc(i) for i in range(n)])) == n * (n + 1) // 2
+    summary = sched.last_run
+    assert summary is not None
+    assert (summary.cached, summary.executed) == (n - 1 + 1, 1)  # total is reused too
+    assert "inc(700)" in caplog.text and "checksum" in caplog.text
+    sched.close()
