@@ -46,7 +46,15 @@ from .awaiting import Awaiting, Channel
 from .awaiting import runner as async_runner
 from .errors import ExecutorError, RunCancelled
 from .events import Reason
-from .executors.base import Executor, Inline, JobOutcome, JobSpec, ReportsStart, run_call
+from .executors.base import (
+    Executor,
+    Inline,
+    JobOutcome,
+    JobSpec,
+    PostsOutcomes,
+    ReportsStart,
+    run_call,
+)
 from .executors.bundling import RunTimes
 from .frames import PENDING, RUN, CallFrame
 from .task import Task
@@ -114,7 +122,9 @@ class Dispatcher:
         self.limit_used: dict[str, int] = {}
         self.limit_waiting: deque[CallFrame] = deque()
         self.completions: queue.SimpleQueue[
-            tuple[CallFrame, Future[JobOutcome] | Awaiting | None] | None
+            tuple[CallFrame, Future[JobOutcome] | Awaiting | None]
+            | list[tuple[CallFrame, JobOutcome]]
+            | None
         ]
         self.completions = queue.SimpleQueue()
         self.awaited = awaited
@@ -190,7 +200,9 @@ class Dispatcher:
         except queue.Empty:
             return
         while True:
-            if item is not None:
+            if isinstance(item, list):  # outcomes posted together (`PostsOutcomes`)
+                self._take(item)
+            elif item is not None:
                 frame, future = item
                 if isinstance(future, Awaiting):  # an async task awaits an expression
                     self.awaited(future)
@@ -232,6 +244,9 @@ class Dispatcher:
                 item = self.completions.get_nowait()
             except queue.Empty:
                 return
+            if isinstance(item, list):
+                self._take(item)
+                continue
             if item is None or item[1] is None:
                 continue
             if isinstance(item[1], Awaiting):
@@ -239,6 +254,20 @@ class Dispatcher:
             else:
                 self.inflight -= 1
                 self._finished(item[0], item[1])
+
+    def _take(self, outcomes: list[tuple[CallFrame, JobOutcome]]) -> None:
+        """Hand over outcomes posted together. If the state machine raises on one, the
+        rest go back into the queue: still in flight, they must be taken in (`drain`)."""
+        taken = 0
+        try:
+            for frame, out in outcomes:
+                taken += 1
+                self.inflight -= 1
+                self._finished(frame, out)
+        except BaseException:
+            if taken < len(outcomes):
+                self.completions.put(outcomes[taken:])
+            raise
 
     def cancel(self) -> None:
         """Wake `wait` (thread-safe): the run was cancelled."""
@@ -358,6 +387,17 @@ class Dispatcher:
         put = self.completions.put
         reports = first and self.notify is not None and executor.reports_start
         self.submitted = True  # even if submit raises: it may have buffered others
+        if executor.posts_outcomes and not reports:
+            try:
+                cast(PostsOutcomes, executor).post(spec, frame, put)  # it declared so
+            except Exception as exc:
+                self._release(task)
+                self.failed(frame, exc)
+                return
+            self.inflight += 1
+            if first and self.notify is not None:
+                self.notify("started", frame, self.reasons.pop(frame, None))
+            return
         try:
             if reports:
                 started = cast(ReportsStart, executor)  # it declared so (reports_start)

@@ -170,12 +170,14 @@ class Executor(ABC):
     an executor's type: `inline` (`Inline`) says whether its jobs may run on the
     scheduler's own thread; `reports_start` that its `submit` takes ``on_start``, a
     callable it calls (from any thread, once) when a worker begins the job, so that a
-    job is shown ``queued`` until then (`ReportsStart`).
+    job is shown ``queued`` until then (`ReportsStart`); `posts_outcomes` that it also
+    has `PostsOutcomes.post`, which hands outcomes back in lists, with no future per job.
     """
 
     name: str = "executor"
     inline: Inline = Inline.NEVER
     reports_start: bool = False
+    posts_outcomes: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire resources (pools, clusters). Called lazily on first submit."""
@@ -204,6 +206,22 @@ class Executor(ABC):
         """The end of ``with executor:``: wait for its jobs, then release its resources
         (an executor passed to a `Scheduler` is not shut down by the scheduler)."""
         self.shutdown()
+
+
+Sink = Callable[[list[tuple[Any, JobOutcome]]], None]
+"""Where `PostsOutcomes.post` hands outcomes: a list of ``(token, outcome)`` pairs."""
+
+
+class PostsOutcomes(Protocol):
+    """An executor whose `Executor.posts_outcomes` is true: jobs can be posted."""
+
+    def post(self, spec: JobSpec, token: Any, sink: Sink) -> None:
+        """`Executor.submit` without a future: the job's outcome goes to `sink` with
+        `token`, exactly once, from any thread (with its executor's failures as the
+        outcome's error, like a future's), in one list with the other outcomes that
+        arrived together (a process pool reads many from one pipe read): the scheduler
+        takes each list from its queue at once, and no `Future` is made, locked, set,
+        called back and read per job."""
 
 
 class ReportsStart(Protocol):

@@ -22,7 +22,9 @@ imports ``lazyflow_core`` and the modules its tasks live in before it runs anyth
   unmeasured job waits here, where any worker that frees up can take it).
 - Each job's outcome comes back as soon as it finishes (not with its batch), read and
   unpickled by the thread that started that worker: a run killed mid-batch keeps what
-  its workers finished.
+  its workers finished. The scheduler posts its jobs (`post`) rather than submitting
+  them: the outcomes read from one pipe read reach its queue as one list, with no
+  `Future` per job (a future costs more, on two threads, than a tiny job's message).
 
 Failures stay with the jobs they belong to: an argument that does not pickle fails its
 own job (`SerializationError` naming the argument); a task module that does not import
@@ -54,7 +56,7 @@ from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutorError, WorkerLost
-from .base import Executor, JobOutcome, JobSpec
+from .base import Executor, JobOutcome, JobSpec, Sink
 from .bundling import RunTimes, cut
 from .process_wire import FrameReader, batch_payload, frame, unsendable, write_all
 from .process_worker import BOOTSTRAP
@@ -90,35 +92,51 @@ STOP_SECONDS = 2.0
 _UNKNOWN = float("inf")
 
 
+class _Posted:
+    """Where the outcome of a job posted by the scheduler goes (`post`): its sink, with
+    its token, once (`done`, guarded by the pool's lock); no future."""
+
+    __slots__ = ("done", "sink", "token")
+
+    def __init__(self, token: Any, sink: Sink) -> None:
+        self.token = token
+        self.sink = sink
+        self.done = False
+
+
+_End = Future[JobOutcome] | _Posted
+"""Where a job's outcome goes: the future `submit` returned, or the sink it was posted to."""
+
+
 class _Batch:
-    """Jobs sent to a worker in one message: their specs, futures and the payload."""
+    """Jobs sent to a worker in one message: their specs, their ends and the payload."""
 
-    __slots__ = ("cost", "futures", "payload", "specs")
+    __slots__ = ("cost", "ends", "payload", "specs")
 
-    def __init__(self, specs: list[JobSpec], futures: list[Future[JobOutcome]]) -> None:
+    def __init__(self, specs: list[JobSpec], ends: list[_End]) -> None:
         self.specs = specs
-        self.futures = futures
+        self.ends = ends
         self.payload: bytes | None = None
         self.cost = 0.0  # expected run time, set when assigned
 
-    def pickle(self) -> list[tuple[JobSpec, Future[JobOutcome], BaseException]]:
+    def pickle(self) -> list[tuple[JobSpec, _End, BaseException]]:
         """Pickle the jobs (feeder thread). A job that does not pickle is taken out of
         the batch and returned with its error, to fail alone."""
         try:
             blob = batch_payload(self.specs)
         except Exception:
             specs: list[JobSpec] = []
-            futures: list[Future[JobOutcome]] = []
-            failed: list[tuple[JobSpec, Future[JobOutcome], BaseException]] = []
-            for spec, fut in zip(self.specs, self.futures, strict=True):
+            ends: list[_End] = []
+            failed: list[tuple[JobSpec, _End, BaseException]] = []
+            for spec, end in zip(self.specs, self.ends, strict=True):
                 try:
                     batch_payload([spec])
                 except Exception as exc:
-                    failed.append((spec, fut, unsendable(spec, exc)))
+                    failed.append((spec, end, unsendable(spec, exc)))
                 else:
                     specs.append(spec)
-                    futures.append(fut)
-            self.specs, self.futures = specs, futures
+                    ends.append(end)
+            self.specs, self.ends = specs, ends
             if specs:
                 self.payload = frame(len(specs).to_bytes(4, "big") + batch_payload(specs))
             return failed
@@ -214,10 +232,11 @@ class ProcessExecutor(Executor):
     """
 
     name = "processes"
+    posts_outcomes = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
-        self._buffer: list[tuple[JobSpec, Future[JobOutcome]]] = []
+        self._buffer: list[tuple[JobSpec, _End]] = []
         self._buffered = 0.0  # expected run time of the jobs in `_buffer`
         # Pool state, shared by the scheduler thread, the feeder, the workers' threads
         # and the watcher; guarded by `_cond`.
@@ -285,6 +304,14 @@ class ProcessExecutor(Executor):
             self.flush()
         return outer
 
+    def post(self, spec: JobSpec, token: Any, sink: Sink) -> None:
+        """`submit` without a future (`base.PostsOutcomes`): the outcomes read from a
+        worker in one go reach `sink` as one list."""
+        self._buffer.append((spec, _Posted(token, sink)))
+        self._buffered += self._runtime.cost(spec.task.name)
+        if self._buffered >= 2 * BATCH_SECONDS * self.max_workers * 0.999:
+            self.flush()
+
     def flush(self) -> None:
         """Send buffered jobs: one message per batch, so tiny jobs share the IPC cost.
 
@@ -309,9 +336,9 @@ class ProcessExecutor(Executor):
         target = min(BATCH_SECONDS, sum(costs) / (2 * self.max_workers))
         for start, stop in cut(costs, target, MAX_BATCH_JOBS):
             batch = jobs[start:stop]
-            self._send([spec for spec, _ in batch], [fut for _, fut in batch])
+            self._send([spec for spec, _ in batch], [end for _, end in batch])
 
-    def _send(self, specs: list[JobSpec], futures: list[Future[JobOutcome]]) -> None:
+    def _send(self, specs: list[JobSpec], ends: list[_End]) -> None:
         """Queue one batch for the feeder; start the watcher if jobs now wait."""
         watch = False
         with self._cond:
@@ -319,7 +346,7 @@ class ProcessExecutor(Executor):
                 self._progress = time.monotonic()  # jobs begin to wait now, not before
             self._inflight.update(spec.task.name for spec in specs)
             self._jobs += len(specs)
-            self._queue.append(_Batch(specs, futures))
+            self._queue.append(_Batch(specs, ends))
             self._cond.notify_all()
             if (
                 self._growable
@@ -442,7 +469,7 @@ class ProcessExecutor(Executor):
         return FrameReader(from_worker)
 
     def _serve(self, worker: _Worker) -> None:
-        """A worker's thread: start it, then resolve its jobs' futures as outcomes come."""
+        """A worker's thread: start it, then hand over its jobs' outcomes as they come."""
         try:
             reader = self._spawn(worker)
         except Exception as exc:
@@ -472,25 +499,43 @@ class ProcessExecutor(Executor):
             self._resolve(worker, [outcome(pickle.loads(m)) for m in messages])
 
     def _resolve(self, worker: _Worker, outcomes: list[JobOutcome]) -> None:
-        """Book the outcomes of `worker`'s oldest jobs, then resolve their futures."""
-        futures: list[Future[JobOutcome]] = []
+        """Book the outcomes of `worker`'s oldest jobs, then hand them over."""
+        ends: list[_End] = []
         names: list[str] = []
+        record = self._runtime.record
         with self._cond:
             for out in outcomes:
                 batch = worker.batches[0]
-                futures.append(batch.futures[worker.done])
+                ends.append(batch.ends[worker.done])
                 name = batch.specs[worker.done].task.name
                 names.append(name)
-                self._runtime.record(name, out.started, out.finished)
+                record(name, out.started, out.finished)
                 worker.done += 1
-                if worker.done == len(batch.futures):
+                if worker.done == len(batch.ends):
                     worker.batches.popleft()
                     worker.done = 0
                     worker.cost -= batch.cost
                     self._cond.notify_all()  # room for another batch
             self._finished(names)
-        for fut, out in zip(futures, outcomes, strict=True):
-            if not fut.done():  # (a cancelled run has failed them already)
+        self._settle(ends, outcomes)
+
+    def _settle(self, ends: list[_End], outcomes: list[JobOutcome]) -> None:
+        """Hand each outcome to its job's end, unless it has one already (a cancelled run
+        failed it): a future is set; posted jobs go to their sink, one list per sink."""
+        futures: list[tuple[Future[JobOutcome], JobOutcome]] = []
+        posted: dict[Sink, list[tuple[Any, JobOutcome]]] = {}
+        with self._cond:
+            for end, out in zip(ends, outcomes, strict=True):
+                if type(end) is _Posted:
+                    if not end.done:
+                        end.done = True
+                        posted.setdefault(end.sink, []).append((end.token, out))
+                else:
+                    futures.append((end, out))  # type: ignore[arg-type]
+        for sink, items in posted.items():
+            sink(items)
+        for fut, out in futures:
+            if not fut.done():
                 fut.set_result(out)
 
     def _finished(self, names: list[str]) -> None:
@@ -524,9 +569,7 @@ class ProcessExecutor(Executor):
         """Fail the jobs of `batch` that have no outcome yet."""
         with self._cond:
             self._finished([spec.task.name for spec in batch.specs])
-        for fut in batch.futures:
-            if not fut.done():
-                fut.set_result(JobOutcome(error=error))
+        self._settle(batch.ends, [JobOutcome(error=error) for _ in batch.ends])
 
     def _ended(self, worker: _Worker, code: int | None) -> None:
         """`worker`'s process is gone. Unless the pool retired it, it died: the job it was
@@ -536,7 +579,7 @@ class ProcessExecutor(Executor):
         if not worker.ready and not worker.retiring:
             self._lost_start(worker, RuntimeError(f"it {_death(code)} as it started"))
             return
-        culprit: tuple[JobSpec, Future[JobOutcome]] | None = None
+        culprit: tuple[JobSpec, _End] | None = None
         with self._cond:
             if worker in self._pool:
                 self._pool.remove(worker)
@@ -547,8 +590,8 @@ class ProcessExecutor(Executor):
                 return
             if batches:
                 first = batches[0]
-                culprit = (first.specs[done], first.futures[done])
-                rest = _Batch(first.specs[done + 1 :], first.futures[done + 1 :])
+                culprit = (first.specs[done], first.ends[done])
+                rest = _Batch(first.specs[done + 1 :], first.ends[done + 1 :])
                 for batch in reversed((rest, *batches[1:])):
                     if batch.specs:
                         self._queue.appendleft(batch)  # ahead of later jobs, in order
@@ -557,7 +600,7 @@ class ProcessExecutor(Executor):
             # that the feeder never sees an empty pool that is not meant to be.
             new = self._add_workers(1) if not self._pool and self._queue else []
         if culprit is not None:
-            spec, fut = culprit
+            spec, end = culprit
             pid = worker.proc.pid if worker.proc is not None else "?"
             error = WorkerLost(
                 f"the worker process (pid {pid}) running task {spec.task.name!r} "
@@ -565,8 +608,7 @@ class ProcessExecutor(Executor):
                 "another worker. A task that crashes its interpreter (a segfault in an "
                 "extension module, os._exit, running out of memory) fails like this."
             )
-            if not fut.done():
-                fut.set_result(JobOutcome(error=error))
+            self._settle([end], [JobOutcome(error=error)])
         self._start_workers(new)
 
     # -- feeder thread -----------------------------------------------------------------
@@ -590,8 +632,8 @@ class ProcessExecutor(Executor):
             if failed:
                 with self._cond:
                     self._finished([spec.task.name for spec, _, _ in failed])
-                for _, fut, error in failed:
-                    fut.set_result(JobOutcome(error=error))
+                ends = [end for _, end, _ in failed]
+                self._settle(ends, [JobOutcome(error=error) for _, _, error in failed])
             if not batch.specs:
                 continue
             assert batch.payload is not None
@@ -632,7 +674,7 @@ class ProcessExecutor(Executor):
                 break
             self._queue.popleft()
             batch.specs = batch.specs + nxt.specs
-            batch.futures = batch.futures + nxt.futures
+            batch.ends = batch.ends + nxt.ends
             batch.payload = None  # (a batch put back by `_ended` was pickled already)
             cost += more
         return batch
@@ -698,16 +740,16 @@ class ProcessExecutor(Executor):
             self._started = False
             self._closing = True
             pool, self._pool = self._pool, []
-            pending = [f for b in self._queue for f in b.futures]
+            pending = [end for b in self._queue for end in b.ends]
             self._queue.clear()
             for worker in pool:
                 worker.retiring = True
-                pending += [f for b in worker.batches for f in b.futures]
+                pending += [end for b in worker.batches for end in b.ends]
             self._watching = False
             self._cond.notify_all()
-        for fut in pending:
-            if not fut.done():
-                fut.set_result(JobOutcome(error=CancelledError("the run was cancelled")))
+        self._settle(
+            pending, [JobOutcome(error=CancelledError("the run was cancelled")) for _ in pending]
+        )
         self._stop(pool, kill=cancel)
 
     def _stop(self, pool: list[_Worker], kill: bool) -> None:

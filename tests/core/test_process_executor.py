@@ -23,6 +23,7 @@ import pytest
 from lazyflow_core import LazyflowError, RunCancelled, Scheduler, catch, task
 from lazyflow_core.errors import ExecutorError, RemoteTraceback, SerializationError, WorkerLost
 from lazyflow_core.executors import JobOutcome, JobSpec, ProcessExecutor
+from lazyflow_core.executors.base import Sink
 from lazyflow_core.executors.bundling import RunTimes
 
 from .tasks import fan_out, inc
@@ -326,13 +327,13 @@ def test_a_run_starts_its_pool_before_the_root_call_is_sent(
     preloading the root task's module; the root call then finds the pool started."""
     executor = ProcessExecutor(max_workers=2)
     seen: list[tuple[bool, tuple[str, ...]]] = []
-    real_submit = executor.submit
+    real_post = executor.post
 
-    def submit(spec: JobSpec) -> Future[JobOutcome]:
+    def post(spec: JobSpec, token: Any, sink: Sink) -> None:
         seen.append((executor._started, executor._preload))
-        return real_submit(spec)
+        real_post(spec, token, sink)
 
-    monkeypatch.setattr(executor, "submit", submit)
+    monkeypatch.setattr(executor, "post", post)
     with Scheduler(db=sqlite_url, executor=executor) as sched:
         assert sched.run(fan_out(3)) == 6
     assert seen[0] == (True, (fan_out.func.__module__,))
@@ -480,6 +481,36 @@ def test_each_outcome_comes_back_as_its_job_finishes() -> None:
     finally:
         executor.shutdown(cancel=True)
     assert isinstance(futures[2].result(timeout=10).error, CancelledError)
+
+
+def test_posted_jobs_reach_their_sink_once_each_in_lists() -> None:
+    """`post`: every job's outcome reaches the sink exactly once with its token, in
+    lists (no future per job); a cancelled job fails once, not again when its worker
+    reports."""
+    executor = ProcessExecutor(max_workers=1)
+    lists: list[list[tuple[Any, JobOutcome]]] = []
+    arrived = threading.Event()
+
+    def sink(items: list[tuple[Any, JobOutcome]]) -> None:
+        lists.append(items)
+        if sum(len(x) for x in lists) >= 40:
+            arrived.set()
+
+    try:
+        for i in range(40):
+            executor.post(JobSpec(f"j{i}", inc, (i,), {}), ("token", i), sink)
+        executor.post(JobSpec("slow", nap, (60.0,), {}), ("token", "slow"), sink)
+        executor.flush()
+        assert arrived.wait(60)
+    finally:
+        executor.shutdown(cancel=True)
+    got = [pair for items in lists for pair in items]
+    assert sorted(str(token) for token, _ in got) == sorted(
+        str(("token", i)) for i in [*range(40), "slow"]
+    )
+    values = {token[1]: out for token, out in got}
+    assert all(values[i].value == i + 1 for i in range(40))
+    assert isinstance(values["slow"].error, CancelledError)
 
 
 def test_batches_queued_while_the_workers_are_busy_leave_as_one_message(
