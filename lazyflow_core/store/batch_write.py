@@ -207,6 +207,20 @@ def _execute(
     return executed
 
 
+def _pipelined(conn: Any, dialect: str, batch: Batch) -> bool:
+    """Whether `batch` goes in one round trip: on PostgreSQL (psycopg 3) a batch with
+    nothing to COPY (COPY cannot be pipelined) sends its statements and the commit
+    together. Each round trip of the writer thread costs it the GIL back, which next to
+    a busy scheduler thread waits for the scheduler's switch interval (~5 ms): a small
+    batch of three statements took 0.8-1.5 ms alone and 50-70 ms beside a busy thread
+    here, pipelined 0.3-0.45 ms and 3 ms."""
+    return (
+        dialect == "postgresql"
+        and hasattr(conn, "pipeline")
+        and all(len(rows) < COPY_MIN_ROWS for rows in batch.values())
+    )
+
+
 def apply_batch(
     conn: Any, dialect: str, plan: Plan, batch: Batch, direct: set[str] | None = None
 ) -> int:
@@ -220,8 +234,13 @@ def apply_batch(
     attempt = 0
     while True:
         try:
-            executed = _execute(conn, dialect, plan, batch, direct)
-            conn.commit()
+            if _pipelined(conn, dialect, batch):
+                with conn.pipeline():
+                    executed = _execute(conn, dialect, plan, batch, direct)
+                    conn.commit()
+            else:
+                executed = _execute(conn, dialect, plan, batch, direct)
+                conn.commit()
             return executed
         except Exception as exc:
             with contextlib.suppress(Exception):

@@ -142,3 +142,22 @@ def test_only_the_writers_sessions_commit_without_waiting_for_the_disk(pg_url: s
     assert _synchronous_commit(leases._conn) == server_default
     leases.close()
     store.close()
+
+
+def test_a_small_batch_goes_in_one_pipeline_and_fails_whole(conn: Any) -> None:
+    """Without rows to COPY, a batch's statements and its commit are pipelined (one
+    round trip); a bad row still fails the whole batch, and the connection goes on."""
+    import psycopg
+
+    good = {"call": _calls(0, 3, "a"), "value": _values(0, 3, "1")}
+    assert batch_write._pipelined(conn, "postgresql", good)
+    apply_batch(conn, "postgresql", PLAN, good)
+    bad = {
+        "call": _calls(3, 5, "a"),
+        "value": [(*_values(5, 6, "1")[0][:1], None, *_values(5, 6, "1")[0][2:])],
+    }
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        apply_batch(conn, "postgresql", PLAN, bad)
+    assert _rows(conn, "SELECT COUNT(*) FROM lf_calls") == [(3,)]
+    conn.commit()
+    assert _rows(conn, "SELECT COUNT(*) FROM lf_values") == [(3,)]
