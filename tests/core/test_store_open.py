@@ -19,7 +19,7 @@ from lazyflow_core import StoreError
 from lazyflow_core.store import Store
 from lazyflow_core.store.pgserver import PgServer
 from lazyflow_core.store.sql import HEAD_REVISION, VERSION_TABLE
-from lazyflow_core.store.sqlitefile import SqliteFile
+from lazyflow_core.store.sqlitefile import PAGE_SIZE, SqliteFile
 
 
 def _at_once(n: int, fn: Callable[[], Any]) -> list[BaseException]:
@@ -318,3 +318,33 @@ def test_migrations_form_one_chain_ending_at_head_revision() -> None:
         assert down and down.group(1).strip("\"'") == (previous or "None"), path.name
         previous = number
     assert previous == HEAD_REVISION
+
+
+def _page_size(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_new_store_file_has_big_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """New files get `PAGE_SIZE` pages (cheaper random inserts); a store made with
+    SQLite's default 4 KiB pages opens, is written and read as before, unconverted."""
+    from lazyflow_core import Scheduler
+
+    from .tasks import fan_out
+
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("PRAGMA journal_mode=WAL")  # fixes the page size, as an old store's is
+    conn.close()
+    for path in (new, old):
+        for cold in (True, False):
+            sched = Scheduler(db=f"sqlite:///{path}")
+            assert sched.run(fan_out(3)) == 1 + 2 + 3
+            assert sched.last_run is not None and (sched.last_run.executed > 0) == cold
+            sched.close()
+    assert _page_size(new) == PAGE_SIZE != 4096
+    assert _page_size(old) == 4096
