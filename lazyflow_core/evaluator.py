@@ -110,7 +110,14 @@ from .frames import (
     release_call_state,
 )
 from .functional import catch_call
-from .hashing import CHEAP_TO_HASH, CallKeys, UnhashableValue, hash_struct, value_digest
+from .hashing import (
+    CHEAP_TO_HASH,
+    CallKeys,
+    UnhashableValue,
+    hash_struct,
+    list_digest,
+    value_digest,
+)
 from .lookups import CacheLookups, StoreReader
 from .recording import NullWriter, Recorder, Writer
 from .records import JobRecord
@@ -142,6 +149,10 @@ DONE_ = ("done", "done")
 FAILED_ = ("failed", "failed")
 CAUGHT = ("caught", "failed")  # it raised (its record says so); a catch handled it
 JobEnd = tuple[str, str]
+Given = CallFrame | bytes | None
+"""How an argument's digest is known, by position (`Evaluator._plain_results`): from the
+call of this run that returned it, as the digest of a list of such calls' results, or
+(None) by hashing it."""
 
 _frame_pointers = threading.Lock()
 """Held by the one evaluator that keeps frames on expressions (``Expression._lf_frame``).
@@ -674,35 +685,38 @@ class Evaluator:
                 return
         self.call_known(frame, self.substitute(expr.args), self.substitute(expr.kwargs), False)
 
-    def _plain_results(
-        self, args: tuple[Any, ...]
-    ) -> tuple[tuple[Any, ...], list[CallFrame | None]] | None:
-        """`args`' values and, by position, the frame of each argument that is a call,
-        when every argument is a plain value (`values.ATOMS`) or a call whose result is
-        one, with its digest; else None (the general walk: `substitute`, File search).
+    def _plain_results(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[Given]] | None:
+        """`args`' values and, by position, the frame of each argument that is a call
+        (or the digest of a list of calls' results), when every argument is a plain value
+        (`values.ATOMS`), a call whose result is one, with its digest, or a list of such
+        calls; else None (the general walk: `substitute`, File search).
 
         A chain of dependent calls (``x = inc(x)``) takes this way: the digest its
         argument's call computed for its result is the argument's digest (what hashing
-        the value again would give), and that call is the argument's producer."""
+        the value again would give), and that call is the argument's producer. So does a
+        fan-in (``total([inc(i) for i in ...])``): the list's digest is made of its
+        items' digests, as hashing it would (`hashing.list_digest`), without hashing
+        each result again; a list has no producer (as in `dataflow.arg_producers`)."""
         values: list[Any] = []
-        results: list[CallFrame | None] = []
+        results: list[Given] = []
         frames = self.frames
         for arg in args:
             cls = type(arg)
             if cls is CallExpression:
-                dep = arg._lf_frame if frames is None else frames.get(id(arg))
-                if (
-                    type(dep) is not CallFrame
-                    or dep.state != DONE
-                    or dep.digest is None
-                    or type(dep.value) not in ATOMS
-                ):
+                dep = _plain_result(arg, frames)
+                if dep is None:
                     return None
                 values.append(dep.value)
                 results.append(dep)
             elif cls in ATOMS:
                 values.append(arg)
                 results.append(None)
+            elif cls is list and arg:
+                got = _list_of_results(arg, frames)
+                if got is None:
+                    return None
+                values.append(got[0])
+                results.append(got[1])
             else:
                 return None
         return tuple(values), results
@@ -713,7 +727,7 @@ class Evaluator:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         atoms: bool,
-        results: list[CallFrame | None] | None = None,
+        results: list[Given] | None = None,
     ) -> None:
         """The call's argument values are `args`, `kwargs` (`atoms`: all of them plain
         numbers, strings or bytes, which hold no File; `results`: by position, the frame
@@ -769,7 +783,7 @@ class Evaluator:
         bound: list[tuple[str, Any]],
         digests: list[tuple[str, bytes]] | None,
         atoms: bool,
-        results: list[CallFrame | None] | None = None,
+        results: list[Given] | None = None,
     ) -> None:
         """What recording the call needs of its arguments: the files among them (those
         of defaults too), their digests and which calls produced them (`dataflow`).
@@ -787,7 +801,7 @@ class Evaluator:
         frame.arg_digests = tuple(digests or ())
         recorded = self.recorder.producers
         if results is not None:
-            direct = [None if dep is None else dep.call_hash for dep in results]
+            direct = [dep.call_hash if type(dep) is CallFrame else None for dep in results]
             producers = arg_producers(frame, digests or (), self.frames, recorded, direct)
             if producers is not None:
                 recorded[frame] = producers
@@ -1109,7 +1123,7 @@ def _call_args(args: tuple[Any, ...]) -> list[CallExpression] | None:
 
 
 def _reused_digests(
-    bound: list[tuple[str, Any]], results: list[CallFrame | None], known: dict[int, bytes]
+    bound: list[tuple[str, Any]], results: list[Given], known: dict[int, bytes]
 ) -> list[tuple[str, bytes]]:
     """Argument digests of `bound` (a simple task's: by position, then defaults): the
     digest of the call that returned an argument where `results` has one, else hashed."""
@@ -1117,9 +1131,42 @@ def _reused_digests(
     given = len(results)
     for i, (name, value) in enumerate(bound):
         dep = results[i] if i < given else None
-        digest = dep.digest if dep is not None else None
+        if isinstance(dep, CallFrame):
+            digest = dep.digest
+        else:  # the digest itself (a list of results), or None: hash the value
+            digest = dep
         digests.append((name, value_digest(value, known, root=name) if digest is None else digest))
     return digests
+
+
+def _list_of_results(
+    items: list[Any], frames: dict[int, Frame] | None
+) -> tuple[list[Any], bytes] | None:
+    """The values of a list of calls of this run that all returned a plain value
+    (`values.ATOMS`), and the list's digest from theirs; None for any other list."""
+    values: list[Any] = []
+    digests: list[bytes] = []
+    for item in items:
+        dep = _plain_result(item, frames) if type(item) is CallExpression else None
+        if dep is None:
+            return None
+        values.append(dep.value)
+        digests.append(dep.digest)  # type: ignore[arg-type]  # not None: _plain_result
+    return values, list_digest(digests)
+
+
+def _plain_result(expr: CallExpression, frames: dict[int, Frame] | None) -> CallFrame | None:
+    """The frame of `expr` if it is a call of this run that returned a plain value
+    (`values.ATOMS`) whose digest it holds, else None."""
+    dep = expr._lf_frame if frames is None else frames.get(id(expr))
+    if (
+        type(dep) is not CallFrame
+        or dep.state != DONE
+        or dep.digest is None
+        or type(dep.value) not in ATOMS
+    ):
+        return None
+    return dep
 
 
 def defaulted(bound: list[tuple[str, Any]], n_args: int, kwargs: Any) -> list[Any]:

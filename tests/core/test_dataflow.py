@@ -100,3 +100,26 @@ def test_a_call_on_results_has_the_call_hash_of_the_call_on_their_values(
         assert sched.run(label(make(4))) == "40!"  # a default after a result
         assert sched.run(label(40)) == "40!"
         assert sched.last_run.cached == 1
+
+
+@task
+def added(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def test_a_fan_in_over_results_has_the_call_hash_of_the_list_given(store_url: str) -> None:
+    """A list of calls' plain results is hashed from the digests those calls computed
+    (not walked and hashed again): the same call hash as the list of values given, so
+    each is reused from the other; a list argument records no producer, as before."""
+    with Scheduler(db=store_url) as sched:
+        assert sched.run(added([make(1), make(2), make(3)])) == 60
+        assert sched.last_run is not None and sched.last_run.executed == 4
+        prov = Provenance(sched.store)
+        calls = {c.preview: c for c in _calls(prov, sched.last_run.execution_id)}
+        assert [a.producer for a in calls["added([10, 20, 30])"].args] == [None]
+        assert sched.run(added([10, 20, 30])) == 60
+        assert sched.last_run.cached == 1
+        assert sched.run(added([10, 20, 31])) == 61
+        assert sched.last_run.executed == 1
+        assert sched.run(added([make(1), make(2), make(3.1)])) == 61
+        assert (sched.last_run.cached, sched.last_run.executed) == (2, 2)  # 31.0 is not 31
