@@ -91,14 +91,14 @@ def preload_driver(db: str) -> float:
 def store_engine(scheduler: Any) -> Any:
     """The SQLAlchemy engine behind a scheduler's store (None if it has none).
 
-    A store on a plain SQLite file builds its engine (and imports SQLAlchemy, ~0.1 s)
-    only to create or migrate the schema or for provenance queries; asking for
-    ``store.engine`` here would build it inside the timed start-up, so such a store's
-    engine is taken only if it exists already (its DB-API statements are counted by
-    ``Store.statements`` either way).
+    A store on a plain SQLite file or a ``postgresql+psycopg://`` URL builds its engine
+    (and imports SQLAlchemy, ~0.1 s) only to create or migrate the schema or for
+    provenance queries; asking for ``store.engine`` here would build it inside the
+    timed start-up, so such a store's engine is taken only if it exists already (its
+    DB-API statements are counted by ``Store.statements`` either way).
     """
     store = getattr(scheduler, "store", None)
-    if getattr(store, "file", None) is not None:
+    if getattr(store, "file", None) is not None or getattr(store, "server", None) is not None:
         engines = getattr(store, "_engines", [])
         return engines[0] if engines else None
     for owner in (store, getattr(store, "metadata", None), scheduler):
