@@ -11,10 +11,8 @@ override these, key by key.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 __all__ = ["AUTOMATIC_KEYS", "automatic_tags", "git_tags"]
@@ -29,6 +27,8 @@ def automatic_tags(directory: str | os.PathLike[str] | None = None) -> dict[str,
     """The automatic tags of a run of the workflow in `directory` (default: the current
     directory): ``user``, ``host``, ``lazyflow_version`` and, when `directory` is inside a
     git work tree, ``git_commit`` and ``git_dirty`` (``true``/``false``)."""
+    import getpass
+
     from . import __version__  # the package sets it after importing its submodules
 
     tags = {"host": socket.gethostname(), "lazyflow_version": __version__}
@@ -42,6 +42,8 @@ def git_tags(directory: Path) -> dict[str, str]:
     """``git_commit`` and ``git_dirty`` of the work tree holding `directory`, or {} when
     it is not in one (or git is missing, slow or fails). Untracked files do not count as
     dirty: only changes to tracked files can change what the workflow's code is."""
+    import subprocess  # here: `log` reads AUTOMATIC_KEYS, and runs nothing
+
     try:
         done = subprocess.run(
             [

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import click
 
 from .. import __version__
-from ..errors import LazyflowError
 
 __all__ = ["cli", "main"]
 
@@ -110,10 +109,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _fail(exc.format_message().replace("\n", " "), exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         code = _fail("interrupted", 130)
-    except LazyflowError as exc:
-        code = _fail(str(exc).replace("\n", " "), 1)
     except BrokenPipeError:
         code = 1
+    except Exception as exc:
+        # `errors` (with concurrent.futures and logging) is not imported for `--help`:
+        # while it is not loaded, no LazyflowError can have been raised
+        errors = sys.modules.get("lazyflow_core.errors")
+        if errors is None or not isinstance(exc, errors.LazyflowError):
+            raise
+        code = _fail(str(exc).replace("\n", " "), 1)
     if argv is None:
         sys.exit(code)
     return code

@@ -21,7 +21,6 @@ from dataclasses import fields
 from typing import Any
 
 from ..config import sqlite_file
-from ..liveness import interrupted
 from ..provenance.records import Execution
 
 # Selected after COLUMNS: whether a "running" execution's process is gone (liveness).
@@ -131,13 +130,16 @@ def _row(r: tuple[Any, ...], tags: dict[str, str]) -> Execution:
     for count in ("jobs", "cached", "executed", "failed"):
         values[count] = values[count] or 0
     host_id = values.pop("host_id")
-    if interrupted(
-        values["status"],
-        values["started_at"],
-        values["heartbeat_at"],
-        values["hostname"],
-        host_id,
-        values["pid"],
-    ):
-        values["status"] = "interrupted"  # its process is gone (as Queries._status says)
+    if values["status"] == "running":  # (liveness, with socket and hashlib, only then)
+        from ..liveness import interrupted
+
+        if interrupted(
+            values["status"],
+            values["started_at"],
+            values["heartbeat_at"],
+            values["hostname"],
+            host_id,
+            values["pid"],
+        ):
+            values["status"] = "interrupted"  # its process is gone (as Queries._status says)
     return Execution(**values, tags=tags)

@@ -91,3 +91,33 @@ def test_a_cached_run_on_sqlite_imports_no_sqlalchemy(tmp_path: Path) -> None:
     # served from the cache; progress is plain (stderr is no terminal here): no rich
     assert not _loaded(args, tmp_path) & {"sqlalchemy", "alembic", "rich"}
     assert not _loaded([*args[:-3], "--n", "21", *args[-2:]], tmp_path) & {"sqlalchemy"}
+
+
+
+LOADED = """
+import sys
+from lazyflow_core.cli import main
+main({args!r})
+print("MODULES", " ".join(m for m in sys.modules if m.startswith("lazyflow_core")))
+"""
+
+
+def _lazyflow_modules(args: list[str], cwd: Path) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED.format(args=args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return set(next(x for x in out.splitlines() if x.startswith("MODULES")).split()[1:])
+
+
+def test_help_and_the_log_list_import_no_task_layer(tmp_path: Path, sqlite_store: str) -> None:
+    """`lazyflow_core` imports its modules on first use: printing help loads the CLI's
+    own module alone, and the list of executions none of the task layer."""
+    assert _lazyflow_modules(["--help"], tmp_path) == {"lazyflow_core", "lazyflow_core.cli"}
+    loaded = _lazyflow_modules(["log", "--db", sqlite_store], tmp_path)
+    assert "lazyflow_core.cli.fastlog" in loaded
+    task_layer = {"lazyflow_core.task", "lazyflow_core.expression", "lazyflow_core.hashing"}
+    assert not loaded & task_layer, sorted(loaded)

@@ -243,3 +243,28 @@ def test_migration_0010_rebuilds_the_call_tables_keeping_their_rows(sqlite_url: 
         command.downgrade(cfg, "0009")
     assert all(_without_rowid(sched.store, t) for t in tables)
     sched.close()
+
+
+PACKAGE_PROBE = """
+import sys
+import lazyflow_core
+print(sorted(m for m in sys.modules if m.startswith("lazyflow_core.")))
+import lazyflow_core.task as module  # the submodule first, as an internal import would
+from lazyflow_core import Task, task, hash_value
+print(callable(task) and not isinstance(task, type(sys)), module is task)
+@task
+def f(x: int) -> int:
+    return x
+print(isinstance(f, Task), len(hash_value(f.func)) > 0)  # codehash's hasher is in
+"""
+
+
+def test_the_package_loads_its_modules_on_first_use_and_task_stays_the_decorator() -> None:
+    """``import lazyflow_core`` imports no submodule; the first public name loads the
+    task layer at once (with the hashers it registers), and ``task`` is the decorator
+    even when the submodule ``lazyflow_core.task`` was imported first."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", PACKAGE_PROBE], capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["[]", "True True", "True True"], out.stderr
