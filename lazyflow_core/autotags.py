@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from pathlib import Path
 
 __all__ = ["AUTOMATIC_KEYS", "automatic_tags", "git_tags"]
@@ -28,6 +27,7 @@ def automatic_tags(directory: str | os.PathLike[str] | None = None) -> dict[str,
     directory): ``user``, ``host``, ``lazyflow_version`` and, when `directory` is inside a
     git work tree, ``git_commit`` and ``git_dirty`` (``true``/``false``)."""
     import getpass
+    import socket
 
     from . import __version__  # the package sets it after importing its submodules
 
@@ -42,7 +42,7 @@ def git_tags(directory: Path) -> dict[str, str]:
     """``git_commit`` and ``git_dirty`` of the work tree holding `directory`, or {} when
     it is not in one (or git is missing, slow or fails). Untracked files do not count as
     dirty: only changes to tracked files can change what the workflow's code is."""
-    import subprocess  # here: `log` reads AUTOMATIC_KEYS, and runs nothing
+    import subprocess  # here, like socket and getpass: `log` reads AUTOMATIC_KEYS alone
 
     try:
         done = subprocess.run(
