@@ -129,6 +129,9 @@ def main() -> None:
                     )
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                     results.setdefault((db, run, label), []).append(row)
+    from benchmarks import pg
+
+    pg.drop_schemas(WORK)  # the PostgreSQL stores made above
     keys = ("wall", "startup", "after", "thread_cpu", "process_cpu", "server_cpu")
     print("| case | tree | " + " | ".join(f"{k}, ms" for k in keys) + " |")
     print("| --- | --- |" + " --- |" * len(keys))
