@@ -163,29 +163,34 @@ class Dispatcher:
                 # round of calls run here: the rest does not start
                 self.queue[:0] = frames[index:]
                 break
-            task = frame.task
             try:
-                executor = self.executor_for(task)
+                executor = self.executor_for(frame.task)
             except ExecutorError as exc:
                 self.failed(frame, exc)
                 continue
-            inline = executor.inline
-            if inline is not Inline.NEVER and self._is_async(task):
-                self._start_async(frame)
-            elif inline is Inline.ALWAYS:
-                if not task.options.limits or self._acquire(frame, task.options.limits):
-                    self._run_here(frame)
-            elif inline is Inline.WHEN_CHEAP and not task.options.limits:
-                where = self._where(frame, lone)
-                if where is _HERE:
-                    self._run_here(frame)
-                elif where is _POOL:
-                    self._submit(frame, executor)
-            else:
-                self._submit(frame, executor)
+            self._send(frame, executor, lone)
         if self.submitted:  # a round that ran every call here has nothing to send
             for executor in self.executors.values():
                 executor.flush()
+
+    def _send(self, frame: CallFrame, executor: Executor, lone: bool) -> None:
+        """One queued call of a round: started as a coroutine, run right here, kept for
+        its task's timing verdict, or submitted to `executor`."""
+        task = frame.task
+        inline = executor.inline
+        if inline is not Inline.NEVER and self._is_async(task):
+            self._start_async(frame)
+        elif inline is Inline.ALWAYS:
+            if not task.options.limits or self._acquire(frame, task.options.limits):
+                self._run_here(frame)
+        elif inline is Inline.WHEN_CHEAP and not task.options.limits:
+            where = self._where(frame, lone)
+            if where is _HERE:
+                self._run_here(frame)
+            elif where is _POOL:
+                self._submit(frame, executor)
+        else:
+            self._submit(frame, executor)
 
     @property
     def full(self) -> bool:

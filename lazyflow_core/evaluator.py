@@ -347,7 +347,7 @@ class Evaluator:
         if isinstance(root, CallFrame):
             self.root_call = root
         ready, on_ready = self.ready, self.on_ready
-        lookups, dispatcher, dedup = self.lookups, self.dispatcher, self.dedup
+        lookups, dispatcher = self.lookups, self.dispatcher
         while root.state == PENDING:
             if dispatcher.cancelled:
                 self.keep_arrived()  # finished jobs are recorded, not dropped
@@ -363,33 +363,41 @@ class Evaluator:
             if lookups.waiting:
                 lookups.resolve(self.call_cached, self.call_must_run, self.call_reduced)
                 continue
-            if dedup.pending or dedup.ended:
-                dedup.settle()  # release ended jobs' leases, lease the calls to run
-                if lookups.waiting:  # calls other runs stored meanwhile
-                    continue
-            if self.job_counter - self.collected_at >= GC_YOUNG_EVERY:
-                gc.collect(1)
-                self.collected_at = self.job_counter
-            if dispatcher.queue and not dispatcher.full:
-                if dispatcher.inflight or len(dispatcher.queue) > 1:
-                    # A lone call (a chain's) runs here and its job end looks (`job_ended`).
-                    self.wait_for_writer()
-                dispatcher.dispatch()
-                continue
-            if dedup.waiting:  # calls other runs compute: poll for them, run ours
-                dedup.wait()
-                continue
-            if dispatcher.inflight == 0:
-                if self.policy.stalled(self.all_frames()):
-                    return None
-                raise self._stall_error(expr)
-            dispatcher.wait()
+            if self._advance(expr):  # stalled, and the policy ends the run without a value
+                return None
         if root.state == FAILED:
             dispatcher.drain()
             error = root.error
             assert error is not None
             raise error
         return root.value
+
+    def _advance(self, expr: Any) -> bool:
+        """One step of a run with no ready frame and no lookup waiting: settle dedup
+        leases, send queued calls, or wait for a job to end. True when nothing can move
+        and the failure policy ends the run quietly (else the stall is an error)."""
+        lookups, dispatcher, dedup = self.lookups, self.dispatcher, self.dedup
+        if dedup.pending or dedup.ended:
+            dedup.settle()  # release ended jobs' leases, lease the calls to run
+            if lookups.waiting:  # calls other runs stored meanwhile
+                return False
+        if self.job_counter - self.collected_at >= GC_YOUNG_EVERY:
+            gc.collect(1)
+            self.collected_at = self.job_counter
+        if dispatcher.queue and not dispatcher.full:
+            if dispatcher.inflight or len(dispatcher.queue) > 1:
+                # A lone call (a chain's) runs here and its job end looks (`job_ended`).
+                self.wait_for_writer()
+            dispatcher.dispatch()
+        elif dedup.waiting:  # calls other runs compute: poll for them, run ours
+            dedup.wait()
+        elif dispatcher.inflight == 0:
+            if self.policy.stalled(self.all_frames()):
+                return True
+            raise self._stall_error(expr)
+        else:
+            dispatcher.wait()
+        return False
 
     # -- frames ------------------------------------------------------------------------
     def frame_for(self, expr: Expression, context: CallFrame | None) -> Frame:

@@ -122,6 +122,19 @@ class CacheLookups:
             for f in frames:
                 on_miss(f, Reason.NOT_CACHED, "no stored call of it has these arguments")
             return
+        valid = self._validate(frames, hits, on_miss, on_reduce)
+        if valid:
+            self._load_values(valid, on_hit, on_miss)
+
+    def _validate(
+        self,
+        frames: list[CallFrame],
+        hits: dict[str, tuple[str, str]],
+        on_miss: Miss,
+        on_reduce: Reduce,
+    ) -> list[tuple[CallFrame, tuple[str, str]]]:
+        """The stored calls whose validation set still holds; the others are misses or,
+        when only a task below them changed, reductions."""
         self._load_validation_sets({v for _, v in hits.values()})
         # Each validation set is checked once per resolve, not once per call: a fan-out's
         # hundred thousand hits share one (its files are hashed once per resolve, too).
@@ -147,8 +160,13 @@ class CacheLookups:
                 on_miss(f, reason, detail)
         if reducible:
             self._reduce(reducible, on_miss, on_reduce)
-        if not valid:
-            return
+        return valid
+
+    def _load_values(
+        self, valid: list[tuple[CallFrame, tuple[str, str]]], on_hit: Hit, on_miss: Miss
+    ) -> None:
+        """Read and unpickle the values of valid stored calls: a hit each, or a miss
+        saying why the value could not be used."""
         datas = self.store.load_value_data(sorted({hit[0] for _, hit in valid}))
         loads = pickle.loads
         for f, (result_hash, vset_hash) in valid:
