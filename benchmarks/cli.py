@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             old = reused.get(case.key)
             if case.skip and old is not None and old.status != "skipped":
                 old.case = case
-                old.note = (old.note + " " if old.note else "") + f"(reused from {args.reuse})"
+                mark = f"(reused from {args.reuse})"
+                if mark not in (old.note or ""):  # a case two scenarios share: marked once
+                    old.note = (old.note + " " if old.note else "") + mark
                 runner.results[case.key] = old
                 continue
             if case.system not in systems:
