@@ -60,14 +60,27 @@ def _task_reference(task: Task) -> tuple[Any, ...]:
     return live_task, ((_TAG, task.name, task.options.as_dict()),)
 
 
+def over_copyreg(own: dict[type, Any], pickler: type[pickle.Pickler]) -> None:
+    """Give `pickler` the reducers `own` over copyreg's (``copyreg.pickle`` registrations,
+    which a pickler with a dispatch table of its own no longer consults), as one dict: a
+    mapping that is not a dict costs a Python call per object pickled. Refreshed before
+    each use when copyreg's table changed size (a reducer registered after import)."""
+    if len(pickler.dispatch_table) != len(copyreg.dispatch_table) + len(own):
+        pickler.dispatch_table = {**copyreg.dispatch_table, **own}
+
+
 class _Pickler(pickle.Pickler):
-    dispatch_table = {**copyreg.dispatch_table, Task: _task_reference}
+    dispatch_table: dict[type, Any] = {}
+
+
+_OWN: dict[type, Any] = {Task: _task_reference}
 
 
 def dumps_expression(expr: Any) -> bytes:
     """`expr` pickled with each task as a reference by name (cloudpickle for the rest when
     plain pickle cannot: lambdas, local classes). Both loaders read both forms."""
     buf = io.BytesIO()
+    over_copyreg(_OWN, _Pickler)
     try:
         _Pickler(buf, protocol=5).dump(expr)
     except Exception:

@@ -43,6 +43,10 @@ class ConfiguredExecutor(Executor):
     def reports_start(self) -> bool:  # type: ignore[override]  # the real one's
         return self.real.reports_start
 
+    @property
+    def posts_outcomes(self) -> bool:  # type: ignore[override]  # the real one's
+        return self.real.posts_outcomes
+
     def start(self) -> None:
         self.real.start()
 

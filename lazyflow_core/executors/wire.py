@@ -29,6 +29,7 @@ import cloudpickle
 
 from ..errors import SerializationError
 from ..expression import CallExpression
+from ..reductions import over_copyreg
 from .base import JobOutcome, JobSpec, run_call
 from .stalecode import current_task
 
@@ -81,7 +82,7 @@ def dumps(obj: Any) -> bytes:
 class _StdPickler(pickle.Pickler):
     """The standard library's C pickler with the `_FAST` reducers."""
 
-    dispatch_table = _FAST
+    dispatch_table: dict[type, Any] = {}
 
 
 def _by_value_modules() -> bool:
@@ -101,6 +102,7 @@ def fast_dumps(obj: Any) -> bytes:
     """
     if not _by_value_modules():
         buf = io.BytesIO()
+        over_copyreg(_FAST, _StdPickler)
         try:
             _StdPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
         except Exception:

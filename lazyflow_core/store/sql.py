@@ -380,7 +380,7 @@ class Store:
                         raise self._no_store_error()
                     self._create_current()
                     revision, _ = ddl.state(self._read_connection())
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):  # OSError: the lock file (a read-only directory)
             self._drop_read_connection()
             return False
         return revision == HEAD_REVISION

@@ -242,6 +242,8 @@ def test_scheduler_uses_the_config_files_store_and_executors(
         worker = sched.run(pid_of(1))
         assert worker != os.getpid()  # ran in the configured process pool
         assert isinstance(sched.executors["pool"]._real, ProcessExecutor)
+        # the configured pool is the real one to the scheduler: outcomes posted in lists
+        assert sched.executors["pool"].posts_outcomes
         assert sched.store.url == f"sqlite:///{project / 'state' / 'lf.db'}"
     finally:
         sched.close()

@@ -160,3 +160,30 @@ def test_gc_keeps_the_stored_expressions(sqlite_url: str) -> None:
     garbage = find_garbage(store, time.time() + 3600)
     assert value_hash not in {h for h, _, _ in garbage.values}
     sched.close()
+
+
+class Registered:
+    """A type whose reducer is registered with copyreg after lazyflow was imported."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def _reduce_registered(obj: Registered) -> tuple[Any, ...]:
+    return (Registered, (obj.n * 10,))  # marks that this reducer, not the default, ran
+
+
+def test_reducers_registered_with_copyreg_later_are_used() -> None:
+    """Stored expressions and worker results are pickled with lazyflow's own dispatch
+    table; a ``copyreg.pickle`` registration made after import still applies."""
+    import copyreg
+
+    from lazyflow_core.executors.wire import fast_dumps
+
+    copyreg.pickle(Registered, _reduce_registered)
+    try:
+        (call,) = loads_expression(dumps_expression([add(Registered(1), 2)]))
+        assert call.args[0].n == 10
+        assert pickle.loads(fast_dumps(Registered(2))).n == 20
+    finally:
+        del copyreg.dispatch_table[Registered]
