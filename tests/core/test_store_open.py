@@ -348,3 +348,11 @@ def test_a_new_store_file_has_big_pages_and_an_old_one_keeps_its_own(tmp_path: P
             sched.close()
     assert _page_size(new) == PAGE_SIZE != 4096
     assert _page_size(old) == 4096
+
+
+def test_a_new_store_where_no_file_can_be_made_is_a_store_error_with_advice() -> None:
+    """The new-store path takes the migration lock (a file beside the store) before
+    anything else; where that file cannot be made (here /proc, which even root cannot
+    write), the error is the StoreError saying what to check, not an OSError."""
+    with pytest.raises(StoreError, match="Check that its directory exists"):
+        Store("sqlite:////proc/lazyflow-test-store.db").ensure_schema()
