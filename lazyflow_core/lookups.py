@@ -139,6 +139,8 @@ class CacheLookups:
         # Each validation set is checked once per resolve, not once per call: a fan-out's
         # hundred thousand hits share one (its files are hashed once per resolve, too).
         checked: dict[str, bool] = {}
+        # why an invalid set is invalid, and whether its calls can be reduced: also once
+        invalid: dict[str, tuple[Reason, str, bool]] = {}
         valid: list[tuple[CallFrame, tuple[str, str]]] = []
         reducible: list[tuple[CallFrame, str]] = []
         for f in frames:
@@ -152,15 +154,25 @@ class CacheLookups:
             if ok:
                 valid.append((f, hit))
                 continue
-            vset = self.vsets.get(hit[1])
-            reason, detail = invalid_reason(vset)
-            if reason in _REDUCIBLE and vset is not None and not any_changed(vset):
+            verdict = invalid.get(hit[1])
+            if verdict is None:
+                verdict = invalid[hit[1]] = self._invalid(hit[1])
+            reason, detail, reduce = verdict
+            if reduce:
                 reducible.append((f, detail))
             else:
                 on_miss(f, reason, detail)
         if reducible:
             self._reduce(reducible, on_miss, on_reduce)
         return valid
+
+    def _invalid(self, vset_hash: str) -> tuple[Reason, str, bool]:
+        """Why the stored calls of an invalid validation set cannot be reused, and whether
+        they can be reduced (only a task below them changed, no file)."""
+        vset = self.vsets.get(vset_hash)
+        reason, detail = invalid_reason(vset)
+        reduce = reason in _REDUCIBLE and vset is not None and not any_changed(vset)
+        return reason, detail, reduce
 
     def _load_values(
         self, valid: list[tuple[CallFrame, tuple[str, str]]], on_hit: Hit, on_miss: Miss
