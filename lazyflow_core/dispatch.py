@@ -168,12 +168,12 @@ class Dispatcher:
             except ExecutorError as exc:
                 self.failed(frame, exc)
                 continue
-            self._send(frame, executor, lone)
+            self._send(frame, executor)
         if self.submitted:  # a round that ran every call here has nothing to send
             for executor in self.executors.values():
                 executor.flush()
 
-    def _send(self, frame: CallFrame, executor: Executor, lone: bool) -> None:
+    def _send(self, frame: CallFrame, executor: Executor) -> None:
         """One queued call of a round: started as a coroutine, run right here, kept for
         its task's timing verdict, or submitted to `executor`."""
         task = frame.task
@@ -184,7 +184,7 @@ class Dispatcher:
             if not task.options.limits or self._acquire(frame, task.options.limits):
                 self._run_here(frame)
         elif inline is Inline.WHEN_CHEAP and not task.options.limits:
-            where = self._where(frame, lone)
+            where = self._where(frame)
             if where is _HERE:
                 self._run_here(frame)
             elif where is _POOL:
@@ -309,11 +309,10 @@ class Dispatcher:
             )
         return here
 
-    def _where(self, frame: CallFrame, lone: bool) -> str:
+    def _where(self, frame: CallFrame) -> str:
         """Where a call of a ``WHEN_CHEAP`` executor goes: `_HERE`, `_POOL`, or `_LATER`
-        (it waits in `deferred` for its task's timing verdict)."""
-        if lone:
-            return _HERE
+        (it waits in `deferred` for its task's timing verdict). A lone call never comes
+        here: `dispatch` runs it at once (`_lone_here`)."""
         name = frame.task.name
         mean = self.times.mean(name, at_least=PROBE_CALLS)
         if mean is not None and mean < INLINE_SECONDS:

@@ -308,13 +308,23 @@ def connect(module: str, args: list[Any], kwargs: dict[str, Any], pragmas: list[
     settings (SQLite pragmas; PostgreSQL ``SET`` statements, committed at once: a SET in
     a transaction that is rolled back is undone)."""
     dbapi = importlib.import_module(module)
-    conn = dbapi.connect(*args, **kwargs)
-    if pragmas:
+    return session(dbapi.connect(*args, **kwargs), pragmas)
+
+
+def session(conn: Any, statements: list[str] | tuple[str, ...]) -> Any:
+    """`conn` after its session `statements` (pragmas, ``SET``), committed at once: a SET
+    made in a transaction that is rolled back is undone. Closed if they fail."""
+    if not statements:
+        return conn
+    try:
         cur = conn.cursor()
-        for pragma in pragmas:
-            cur.execute(pragma)
+        for statement in statements:
+            cur.execute(statement)
         cur.close()
         conn.commit()
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

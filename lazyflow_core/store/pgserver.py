@@ -117,13 +117,6 @@ def writer_session(conn: Any) -> Any:
     """`conn` (psycopg or psycopg2, not autocommit) made a store writer's session
     (closed if that fails). Committed at once: a SET made in a transaction that is
     rolled back is undone."""
-    try:
-        cur = conn.cursor()
-        for statement in WRITER_SETTINGS:
-            cur.execute(statement)
-        cur.close()
-        conn.commit()
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    from .batch_write import session  # the writer process's own set-up (stdlib only)
+
+    return session(conn, WRITER_SETTINGS)
