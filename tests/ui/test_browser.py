@@ -24,17 +24,48 @@ pytestmark = pytest.mark.browser
 Shot = Callable[[Any, str], None]
 
 
+_TAPS = """() => { const g = window.lfGraph;
+    if (!g.taps) { g.taps = {}; g.cy.on("tap", "node", ev => {
+        const id = ev.target.id(); g.taps[id] = (g.taps[id] || 0) + 1; }); }
+    return true; }"""
+_WHERE = """sel => { const n = window.lfGraph.cy.nodes(sel)[0]; const p = n.renderedPosition();
+    return {x: p.x, y: p.y, id: n.id(), taps: window.lfGraph.taps[n.id()] || 0,
+            scroll: [window.scrollX, window.scrollY], view: [innerWidth, innerHeight]}; }"""
+_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
 def _click_node(page: Any, selector: str) -> str:
-    """Click the first graph node matching a cytoscape selector, as a user would."""
+    """Click the first graph node matching a cytoscape selector, as a user would, and wait
+    until the graph took it as one tap on that node.
+
+    The node is drawn on a canvas, so the click goes to its rendered position. Two animation
+    frames after scrolling let the page's scroll and resize handlers run first (cytoscape
+    keeps the canvas's place on the page between those events); a click that still lands
+    beside the node (the graph got no tap) is made once more, as a user would, and a second
+    miss fails with where the click went.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.locator("#graph").scroll_into_view_if_needed()
-    found = page.evaluate(
-        """sel => { const n = window.lfGraph.cy.nodes(sel)[0]; const p = n.renderedPosition();
-                    return [p.x, p.y, n.id()]; }""",
-        selector,
-    )
-    box = page.locator("#graph").bounding_box()
-    page.mouse.click(box["x"] + found[0], box["y"] + found[1])
-    return str(found[2])
+    page.evaluate(_TAPS)
+    tried = []
+    for _ in range(2):
+        page.evaluate(_FRAMES)
+        at = page.evaluate(_WHERE, selector)
+        box = page.locator("#graph").bounding_box()
+        x, y = box["x"] + at["x"], box["y"] + at["y"]
+        page.mouse.click(x, y)
+        tried.append({**at, "click": [x, y], "graph box": box})
+        try:
+            page.wait_for_function(
+                "a => (window.lfGraph.taps[a.id] || 0) > a.taps", arg=at, timeout=5_000
+            )
+        except PlaywrightTimeout:
+            continue
+        taps = page.evaluate("id => window.lfGraph.taps[id]", at["id"])
+        assert taps == at["taps"] + 1, f"one click gave {taps - at['taps']} taps: {tried}"
+        return str(at["id"])
+    raise AssertionError(f"the graph got no tap on {selector}: {tried}")
 
 
 def _open_graph(page: Any, url: str) -> None:
