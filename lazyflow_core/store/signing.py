@@ -26,7 +26,6 @@ the project's config file (``signing_key = "env:NAME"`` or ``"file:PATH"``; see
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import os
@@ -34,14 +33,14 @@ from collections.abc import Sequence
 
 from ..errors import LazyflowError, StoreError
 
+# The checksum is computed by the batch writer (which the writer process runs without
+# the lazyflow package): its format lives there.
+from .batch_write import CHECKSUM, ONE_SHOT, SEAL_DOMAIN, checksum, checksum_digest
+from .batch_write import b64 as _b64
+
 ENV_VAR = "LAZYFLOW_SIGNING_KEY"
 MIN_KEY_CHARS = 16
 SIGNED = "s1"
-CHECKSUM = "c1"
-_DOMAIN = b"lazyflow value\x00"
-# Below this size the message is built by concatenation and MAC'd in one call; above it,
-# fed in parts so that a large value's bytes are not copied.
-_ONE_SHOT = 1 << 16
 _HOW = (
     "use at least 16 random characters, e.g. from "
     "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
@@ -64,15 +63,6 @@ class MissingValue(StoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _b64(raw: bytes) -> str:
-    """URL-safe base64 without padding (``base64.urlsafe_b64encode``'s alphabet, in one
-    C call: this runs for every stored value)."""
-    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
-
-
 def key_id(key: bytes) -> str:
     """A short public name for a key (shown in seals and ``lazyflow db info``)."""
     return hashlib.sha256(b"lazyflow signing key id\x00" + key).hexdigest()[:8]
@@ -81,21 +71,16 @@ def key_id(key: bytes) -> str:
 def _message_digest(value_hash: str, data: bytes, mac: hmac.HMAC | None) -> bytes:
     """HMAC-SHA256 of the message with `mac` (a keyed HMAC, copied: the key is hashed
     into it once, not per value), or its checksum (a SHA-256 cut to 16 bytes)."""
-    head = _DOMAIN + value_hash.encode("ascii") + b"\x00"
-    if mac is None and len(data) <= _ONE_SHOT:  # most values: one call
-        return hashlib.sha256(head + data).digest()[:16]
-    h: hmac.HMAC | hashlib._Hash = mac.copy() if mac is not None else hashlib.sha256()
-    if len(data) <= _ONE_SHOT:
+    if mac is None:
+        return checksum_digest(value_hash, data)
+    h = mac.copy()
+    head = SEAL_DOMAIN + value_hash.encode("ascii") + b"\x00"
+    if len(data) <= ONE_SHOT:  # most values: one call
         h.update(head + data)
-    else:
+    else:  # fed in parts, so that a large value's bytes are not copied
         h.update(head)
         h.update(data)
-    return h.digest() if mac is not None else h.digest()[:16]
-
-
-def checksum(value_hash: str, data: bytes) -> str:
-    """The ``c1:`` seal of a value stored without a key."""
-    return f"{CHECKSUM}:{_b64(_message_digest(value_hash, data, None))}"
+    return h.digest()
 
 
 class SigningKeys:

@@ -48,7 +48,7 @@ from ..records import (
 )
 from ..values import dumps_value
 from . import batch_write
-from .batch_write import Batch
+from .batch_write import CHECKSUM_HERE, Batch
 from .blobs import BlobStore
 from .signing import SigningKeys, seal
 from .statements import Plan, write_plan
@@ -372,7 +372,8 @@ class StoreWriter:
     def _value_rows(self, pending: list[PendingValue]) -> Batch:
         """`ValueRecord` (or, for `replace`, `ValueReplaceRecord`) rows of the values:
         pickled here if need be, sealed (`signing.seal`: an HMAC with the store's key, else
-        a checksum), large ones written to blobs. A value whose blob cannot be written
+        a checksum, which `batch_write` computes for values kept in the row), large ones
+        written to blobs. A value whose blob cannot be written
         is lost alone, not with the batch."""
         out: Batch = {"value": [], "value_replace": []}
         now = time.time()
@@ -397,12 +398,17 @@ class StoreWriter:
                 data = dumps_value(value)  # cloudpickle fallback, as for results
             except Exception:
                 data = None  # recorded without bytes: a later run cannot reuse it
-        sealed = None if data is None else seal(self.target.signing, value_hash, data)
+        sealed: str | bool | None = None
         blob = None
         blobs = self.target.blobs
         if data is not None and blobs is not None and len(data) > self.target.blob_threshold:
+            sealed = seal(self.target.signing, value_hash, data)
             blob = blobs.put(value_hash, data, replace=replace)  # replace: it was damaged
             data = None
+        elif data is not None:  # signed here (the key stays in this process), else
+            # checksummed by whoever writes the batch: the writer process, when busy
+            signing = self.target.signing
+            sealed = CHECKSUM_HERE if signing is None else signing.seal(value_hash, data)
         size = len(data) if data is not None else None
         return (
             value_hash,
