@@ -41,7 +41,9 @@ def arg_producers(
     expr = frame.expr
     out: list[str | None] | None = None
     if direct is not None:
-        out = direct + [None] * (len(digests) - len(direct)) if any(direct) else None
+        if any(direct):
+            missing = len(digests) - len(direct)  # defaults: given, not produced
+            out = direct + [None] * missing if missing else direct
     elif any(type(a) is CallExpression for a in expr.args) or any(
         type(v) is CallExpression for v in expr.kwargs.values()
     ):
@@ -57,7 +59,7 @@ def arg_producers(
             for i, (_, digest) in enumerate(digests):
                 if out[i] is None:
                     out[i] = by_digest.get(digest)
-    if out is None or not any(out):
+    if out is None or (out is not direct and not any(out)):  # (any(direct) was seen)
         return None
     return tuple(out)
 

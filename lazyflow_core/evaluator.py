@@ -763,7 +763,10 @@ class Evaluator:
             return
         self._note_inputs(frame, bound, digests, atoms, results)
         task_hash = task.hash  # a property (checked against the run's epoch): read once
-        call_hash = _call_hash(task, task_hash, digests, self.execution_id, self.call_keys)
+        if digests is not None and cache_task:  # the usual call: no `_call_hash` hop
+            call_hash = self.call_keys.call(task_hash, digests)
+        else:
+            call_hash = _call_hash(task, task_hash, digests, self.execution_id, self.call_keys)
         frame.call_hash = call_hash
         if self.listeners:
             self._emit("pending", frame)
@@ -776,14 +779,15 @@ class Evaluator:
             self.wait_on(frame, first)
             return
         self.calls[call_hash] = frame
+        # (the policy directly, not through `call_must_run`: one hop less per call)
         if not self.use_cache:
-            self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off for this run")
+            self.policy.must_run(frame, Reason.CACHE_DISABLED, "caching is off for this run")
         elif not cache_task:
-            self.call_must_run(frame, Reason.CACHE_DISABLED, "caching is off on the task")
+            self.policy.must_run(frame, Reason.CACHE_DISABLED, "caching is off on the task")
         elif self.lookups.worth_asking(task_hash):
             self.lookups.waiting.append(frame)
         else:
-            self.call_must_run(frame, Reason.NOT_CACHED, "no call of this task version is stored")
+            self.policy.must_run(frame, Reason.NOT_CACHED, "no call of this task version is stored")
 
     def _note_inputs(
         self,

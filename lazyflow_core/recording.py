@@ -248,9 +248,8 @@ class Recorder:
     ) -> None:
         tasks = self.task_entry(frame)
         files: frozenset[tuple[str, bool, str | None]] = EMPTY
-        own_files = frame.arg_files + result_files
-        if own_files:
-            files = frozenset(own_files)
+        if frame.arg_files or result_files:
+            files = frozenset(frame.arg_files + result_files)
         for child in frame.children:
             ct, cf = child.tasks, child.files
             if child.state == FAILED:  # a caught failure: its result depends on that code
@@ -311,7 +310,7 @@ class Recorder:
         task = frame.task
         eid = self.execution_id
         put = self.writer.put
-        task_hash = task.hash
+        task_hash = job.task_hash  # (`task.hash`, read once for the job's record)
         if task_hash not in self.recorded_tasks:
             self.task_version(frame, now)
         result_hash = job.result_hash or digest.hex()

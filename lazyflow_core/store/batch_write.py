@@ -188,7 +188,7 @@ ONE_SHOT = 1 << 16  # above this size, the bytes are hashed in place, not concat
 _SEALED = hashlib.sha256(SEAL_DOMAIN)  # copied: cheaper than a new SHA-256 per value
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _VALUE_KINDS = ("value", "value_replace")
-_SEAL = 7  # the seal's column in a value row (`records.ValueRecord`)
+_SEAL = 7  # the seal's column in a value row (`records.ValueRecord`), the last one
 _DATA = 4  # and the bytes'
 
 
@@ -220,9 +220,7 @@ def _seal_values(batch: Batch) -> None:
         rows = batch.get(kind)
         if rows:
             batch[kind] = [
-                (*r[:_SEAL], checksum(r[0], r[_DATA]), *r[_SEAL + 1 :])
-                if r[_SEAL] is CHECKSUM_HERE
-                else r
+                (*r[:_SEAL], checksum(r[0], r[_DATA])) if r[_SEAL] is CHECKSUM_HERE else r
                 for r in rows
             ]
 

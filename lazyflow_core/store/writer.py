@@ -135,6 +135,10 @@ class StoreWriter:
         self.target = target
         self.mode = mode or writer_mode()
         self._queue: deque[Record | PendingValue | _Flush] = deque()
+        # Queue one record (cheap; called on the scheduler thread for every record, so
+        # the deque's own append, not a method around it). A `PendingValue` is pickled
+        # by the writer thread unless it carries its bytes.
+        self.put: Callable[[Record | PendingValue], None] = self._queue.append
         self._plan = write_plan(target.dialect)
         # the kinds this thread may COPY straight into their tables (`batch_write`)
         self._direct = batch_write.direct_kinds(target.dialect, self._plan)
@@ -161,11 +165,6 @@ class StoreWriter:
         self._beat_every = liveness.HEARTBEAT_SECONDS
         self._thread = threading.Thread(target=self._loop, name="lazyflow-writer", daemon=True)
         self._thread.start()
-
-    def put(self, record: Record | PendingValue) -> None:
-        """Queue one record (cheap; called on the scheduler thread). A `PendingValue` is
-        pickled by the writer thread unless it carries its bytes."""
-        self._queue.append(record)
 
     def beat(self, execution_id: str, every: float | None = None) -> None:
         """Record that `execution_id` is alive, now and every `every` seconds (None:

@@ -138,17 +138,23 @@ def test_writer_backlog_stays_bounded_when_calls_run_inline(
     monkeypatch.setattr(evaluator_module, "WRITER_BACKLOG", 50)
     monkeypatch.setattr(evaluator_module, "BACKLOG_CHECK_EVERY", 4)
     seen = {"max": 0, "waits": 0}
-    put, wait_below = StoreWriter.put, StoreWriter.wait_below
+    init, wait_below = StoreWriter.__init__, StoreWriter.wait_below
 
-    def counting_put(self: StoreWriter, record: Any) -> None:
-        put(self, record)
-        seen["max"] = max(seen["max"], self.backlog)
+    def counting_init(self: StoreWriter, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        put = self.put  # the queue's append: an attribute of each writer
+
+        def counting_put(record: Any) -> None:
+            put(record)
+            seen["max"] = max(seen["max"], self.backlog)
+
+        self.put = counting_put
 
     def counting_wait(self: StoreWriter, records: int) -> None:
         seen["waits"] += 1
         wait_below(self, records)
 
-    monkeypatch.setattr(StoreWriter, "put", counting_put)
+    monkeypatch.setattr(StoreWriter, "__init__", counting_init)
     monkeypatch.setattr(StoreWriter, "wait_below", counting_wait)
     n = 3000
     sched = Scheduler(db=sqlite_url)
