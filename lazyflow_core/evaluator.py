@@ -42,8 +42,9 @@ Memory. Every frame lives until the run ends (a later identical call, or the sam
 expression object met again, must find it), so per-call bytes set how large a run fits:
 a frame is kept on its expression rather than in a dict (`_frame_pointers`), frames share
 empty placeholders instead of owning empty containers, a recorded call drops what only
-running and recording needed (`release_call_state`), small scalar results are not kept in
-`known`, and the scheduler waits for the store writer when its queue grows past
+running and recording needed (`release_call_state`), a fan-out is hashed, looked up and
+run in waves of `WAVE_CALLS` calls, small scalar results are not kept in `known`, and
+the scheduler waits for the store writer when its queue grows past
 `WRITER_BACKLOG` records or lags `WRITER_LAG_SECONDS` behind (the crash bound), looking
 every `BACKLOG_CHECK_EVERY` finished jobs or `BACKLOG_CHECK_SECONDS` (a round of
 inline calls or a burst of completions can finish thousands between two dispatches; a
@@ -133,6 +134,16 @@ WRITER_LAG_SECONDS = 0.2
 """How long a finished job's records may wait for the store before the scheduler waits
 for the writer: what a crash loses at most (docs/store.md), in a run that produces
 records faster than the store takes them."""
+WAVE_CALLS = 8_192
+"""Calls waiting for a cache lookup, or queued to run, at which the scheduler stops
+hashing ready frames and looks them up or runs them first (`_send_wave`).
+
+A fan-out's frames are all ready at once: hashing every one before looking up or running
+any kept each call's hash, arguments and digests alive for all of them at once (a
+million-call fan-out peaked at ~0.9 GB with all of them hashed). In waves only a wave's
+calls hold what running and recording need; a wave is still large enough for batched
+lookups (`store.sql.CHUNK` keys a query) and full executor batches
+(`dispatch.MAX_INFLIGHT`)."""
 GC_YOUNG_EVERY = 5_000
 """Calls between collections of the young generations while automatic GC is paused."""
 BACKLOG_CHECK_EVERY = 256
@@ -358,10 +369,15 @@ class Evaluator:
                     on_ready[type(frame)][frame.phase](frame)
                     if root.state != PENDING:
                         break
+                    if len(lookups.waiting) >= WAVE_CALLS or len(dispatcher.queue) >= WAVE_CALLS:
+                        break  # look up / run this wave before hashing more (WAVE_CALLS)
             if root.state != PENDING:
                 break
             if lookups.waiting:
                 lookups.resolve(self.call_cached, self.call_must_run, self.call_reduced)
+                continue
+            if ready and len(dispatcher.queue) >= WAVE_CALLS:
+                self._send_wave()
                 continue
             if self._advance(expr):  # stalled, and the policy ends the run without a value
                 return None
@@ -398,6 +414,27 @@ class Evaluator:
         else:
             dispatcher.wait()
         return False
+
+    def _send_wave(self) -> None:
+        """Run (or send) a wave of `WAVE_CALLS` queued calls while ready frames wait.
+
+        A task whose first calls are being timed in a pool (`dispatch.PROBE_CALLS`) gets
+        its verdict first: the wave would otherwise only wait for it. While a pool has
+        `dispatch.MAX_INFLIGHT` jobs out and a wave still queued, outcomes are taken in
+        (and their slots refilled) before more calls are hashed."""
+        dispatcher = self.dispatcher
+        if self.job_counter - self.collected_at >= GC_YOUNG_EVERY:
+            gc.collect(1)
+            self.collected_at = self.job_counter
+        if dispatcher.deferred and dispatcher.inflight:
+            dispatcher.wait()
+        self.wait_for_writer()
+        dispatcher.dispatch()
+        while len(dispatcher.queue) >= WAVE_CALLS and dispatcher.full:
+            if dispatcher.cancelled:
+                return  # (the run loop raises RunCancelled)
+            dispatcher.wait()
+            dispatcher.dispatch()
 
     # -- frames ------------------------------------------------------------------------
     def frame_for(self, expr: Expression, context: CallFrame | None) -> Frame:
