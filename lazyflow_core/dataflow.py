@@ -38,17 +38,7 @@ def arg_producers(
     recorded yet (the caller's, for arguments passed on); `direct`: the call hash of
     each positional argument written as a call (None where it is not), if the caller
     knows them already (`Evaluator._plain_results`)."""
-    expr = frame.expr
-    out: list[str | None] | None = None
-    if direct is not None:
-        if any(direct):
-            missing = len(digests) - len(direct)  # defaults: given, not produced
-            out = direct + [None] * missing if missing else direct
-    elif any(type(a) is CallExpression for a in expr.args) or any(
-        type(v) is CallExpression for v in expr.kwargs.values()
-    ):
-        raw = dict(frame.task.bind(expr.args, expr.kwargs))
-        out = [_call_hash(raw.get(name), frames) for name, _ in digests]
+    out = _own_producers(frame, digests, frames, direct)
     parent = frame.context
     inherited = recorded.get(parent) if parent is not None else None
     if inherited and parent is not None:
@@ -62,6 +52,29 @@ def arg_producers(
     if out is None or (out is not direct and not any(out)):  # (any(direct) was seen)
         return None
     return tuple(out)
+
+
+def _own_producers(
+    frame: CallFrame,
+    digests: Sequence[tuple[str, bytes]],
+    frames: Mapping[int, Any] | None,
+    direct: list[str | None] | None,
+) -> list[str | None] | None:
+    """The call hash of each argument `frame`'s expression wrote as a call (None where
+    it did not), or None when it wrote none: `direct` itself when the caller knew them
+    (so `arg_producers` can tell it from a list it built), else bound from the call."""
+    if direct is not None:
+        if not any(direct):
+            return None
+        missing = len(digests) - len(direct)  # defaults: given, not produced
+        return direct + [None] * missing if missing else direct
+    expr = frame.expr
+    if any(type(a) is CallExpression for a in expr.args) or any(
+        type(v) is CallExpression for v in expr.kwargs.values()
+    ):
+        raw = dict(frame.task.bind(expr.args, expr.kwargs))
+        return [_call_hash(raw.get(name), frames) for name, _ in digests]
+    return None
 
 
 def _call_hash(value: Any, frames: Mapping[int, Any] | None) -> str | None:
