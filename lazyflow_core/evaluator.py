@@ -374,6 +374,8 @@ class Evaluator:
             if root.state != PENDING:
                 break
             if lookups.waiting:
+                if len(lookups.waiting) > 64:  # a wave (not a chain's next call): its
+                    self.writer.expect(len(lookups.waiting))  # records come soon
                 lookups.resolve(self.call_cached, self.call_must_run, self.call_reduced)
                 continue
             if ready and len(dispatcher.queue) >= WAVE_CALLS:

@@ -67,6 +67,11 @@ class Writer(Protocol):
         """Block until `lag` is under `seconds` (the crash bound of a busy run)."""
         ...
 
+    def expect(self, records: int) -> None:
+        """About `records` records are coming (a wave of calls is being looked up): a
+        writer that keeps up better from another process can start it now."""
+        ...
+
 
 class NullWriter:
     """A writer that keeps nothing: a dry run (``explain``) records no history."""
@@ -81,6 +86,9 @@ class NullWriter:
         pass
 
     def wait_lag(self, seconds: float) -> None:
+        pass
+
+    def expect(self, records: int) -> None:
         pass
 
 

@@ -15,7 +15,9 @@ database work to a *writer process* (`batch_write`): a thread cannot insert rows
 parallel with a busy scheduler thread, because the GIL turns every inserted row into a
 wait (see `batch_write`). While the process starts (~30 ms; up to a second on a loaded
 machine), this thread keeps writing, in short transactions, and hands over once the
-process is up; runs that never get busy never start it. ``LAZYFLOW_WRITER=thread`` keeps
+process is up; runs that never get busy never start it. A run that is about to look up a
+big wave of calls says so (`expect`), and the process starts then, before the wave's
+records arrive. ``LAZYFLOW_WRITER=thread`` keeps
 all writes in the thread; ``LAZYFLOW_WRITER=process`` starts the process with the first
 record (and waits for it at the first flush).
 """
@@ -77,6 +79,11 @@ BUSY_RECORDS = 250
 START_RECORDS = 1_000
 START_SECONDS = 2.0  # a process not up by then is not waited for: full-size transactions
 COST_RECORDS = 20_000
+# `expect`ing at least this many records starts the writer process (auto mode) before
+# they come: it is up (~60-90 ms) by the time they are being written. Smaller runs end
+# before it would be up; measured on 2 cores, whole process: 2k calls neutral, 5k calls
+# -12% wall, 10k -15% (without it the process started only once records flowed).
+EXPECT_RECORDS = 4_000
 _MODES = ("auto", "thread", "process")
 _MAX_ERRORS = 20  # errors kept (the count of lost records covers the rest)
 
@@ -153,6 +160,7 @@ class StoreWriter:
         self._process_failed = False
         self._process_started = 0.0  # monotonic time the writer process was started
         self._handed = False  # batches have gone to the writer process
+        self._expected = False  # a big wave of records is coming (`expect`)
         # Monotonic time before which every queued record is safe: committed, or in the
         # writer process's pipe (it commits what it received even if this process dies).
         self._safe_at = time.monotonic()
@@ -218,6 +226,13 @@ class StoreWriter:
         while self.lag > seconds and self._thread.is_alive():
             time.sleep(0.005)
 
+    def expect(self, records: int) -> None:
+        """About `records` records are coming: at `EXPECT_RECORDS` or more, the writer
+        thread starts the writer process now (auto mode), so it is up when they do."""
+        if records >= EXPECT_RECORDS and self._process is None and not self._expected:
+            self._expected = True
+            self._wake.set()
+
     def flush(self) -> None:
         """Block until everything queued so far is committed."""
         marker = _Flush()
@@ -241,6 +256,9 @@ class StoreWriter:
         try:
             while True:
                 self._heartbeat()
+                if self._expected:
+                    self._expected = False
+                    self._start_process()
                 now = time.monotonic()
                 if not self._queue:
                     if self._stop:

@@ -93,7 +93,6 @@ def test_a_cached_run_on_sqlite_imports_no_sqlalchemy(tmp_path: Path) -> None:
     assert not _loaded([*args[:-3], "--n", "21", *args[-2:]], tmp_path) & {"sqlalchemy"}
 
 
-
 LOADED = """
 import sys
 from lazyflow_core.cli import main

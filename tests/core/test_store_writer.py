@@ -16,7 +16,7 @@ from lazyflow_core import Scheduler, task
 from lazyflow_core.errors import StoreError
 from lazyflow_core.records import CallRecord, TagRecord
 from lazyflow_core.store import Store
-from lazyflow_core.store.writer import BUSY_RECORDS, START_RECORDS, StoreWriter
+from lazyflow_core.store.writer import BUSY_RECORDS, EXPECT_RECORDS, START_RECORDS, StoreWriter
 from tests.faults.harness import slow_writer_start
 
 from .workflows import dangling_calls
@@ -124,6 +124,39 @@ def test_auto_mode_starts_the_process_only_for_busy_runs(store: Store) -> None:
     writer.close()
     assert writer.errors == []
     assert _count(store, "lf_execution_tags") == 50 + start - 1000
+
+
+def test_expecting_a_big_wave_starts_the_process_before_its_records(store: Store) -> None:
+    """A run about to look up a big wave says so: the process starts with no record
+    queued yet, so it is up when the wave's records come; a small wave starts nothing."""
+    writer = store.writer(mode="auto")
+    writer.expect(EXPECT_RECORDS - 1)
+    time.sleep(0.1)
+    assert writer._process is None
+    writer.expect(EXPECT_RECORDS)
+    deadline = time.monotonic() + 30
+    while writer._process is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer._process is not None  # started, and no record was ever queued
+    start = 0
+    while not writer.uses_process and time.monotonic() < deadline:
+        _tags(writer, start, 10)  # a trickle, never busy: the hint started the process
+        start += 10
+        time.sleep(0.05)
+    assert writer.uses_process
+    writer.close()
+    assert writer.errors == []
+    assert _count(store, "lf_execution_tags") == start
+
+
+def test_thread_mode_ignores_the_hint(store: Store) -> None:
+    writer = store.writer(mode="thread")
+    writer.expect(10 * EXPECT_RECORDS)
+    _tags(writer, 0, 10)
+    writer.flush()
+    assert writer._process is None
+    writer.close()
+    assert _count(store, "lf_execution_tags") == 10
 
 
 def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
