@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .autotags import automatic_tags
+from .autotags import GitTagger, host_tags
 from .codehash import new_epoch
 from .config import find_config
 from .dedup import LEASE_SECONDS, StoreDedup
@@ -263,8 +263,12 @@ class Scheduler:
         leases = store.leases(execution_id, self.lease_seconds) if self.dedup == "store" else None
         # `lazyflow log` tells a killed run from a live one; other runs, a dead lease holder
         writer.beat(execution_id, every=None if leases is None else leases.beat_every)
-        for key, value in {**automatic_tags(_workflow_dir(expr)), **(tags or {})}.items():
-            writer.put(TagRecord(execution_id, str(key), str(value)))
+        given = {str(key): str(value) for key, value in (tags or {}).items()}
+        for key, value in {**host_tags(), **given}.items():
+            writer.put(TagRecord(execution_id, key, value))
+        git = GitTagger(  # `git status` runs while the run starts (the user's tags win)
+            _workflow_dir(expr), lambda k, v: writer.put(TagRecord(execution_id, k, v)), given
+        )
         ev = Evaluator(
             dedup=None
             if leases is None
@@ -312,7 +316,7 @@ class Scheduler:
             raise
         finally:
             try:
-                self._record_end(ev, store, writer, status, started)
+                self._record_end(ev, store, writer, status, started, git)
             finally:
                 if leases is not None:
                     leases.close()  # after the writer: every result it released is stored
@@ -330,7 +334,7 @@ class Scheduler:
             executor.warm((expr.task,))
 
     def _record_end(
-        self, ev: Evaluator, store: Any, writer: Any, status: str, started: float
+        self, ev: Evaluator, store: Any, writer: Any, status: str, started: float, git: GitTagger
     ) -> None:
         """The run is over: write its end (status, counts) and everything still queued."""
         summary = ev.summary
@@ -338,6 +342,7 @@ class Scheduler:
             self._current = None
         summary.status = status
         summary.seconds = time.perf_counter() - started
+        git.join()  # its tags before the end record (a few ms into the run, as a rule)
         root_hash = ev.root_call.call_hash if ev.root_call is not None else None
         writer.put(
             ExecutionEndRecord(

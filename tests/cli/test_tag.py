@@ -55,6 +55,11 @@ def test_runs_are_tagged_with_user_host_git_and_version(
     shown = cli("log", "-", "--db", sqlite_url).out
     assert "tags       -" in shown
     assert f"git_commit={head}" in shown.split("auto tags", 1)[1]
+    # git's tags are found on a thread of their own while the run goes: a user's still wins
+    result = cli("run", "flows.py", "main", "--n", "2", "--tag", "git_dirty=no", "--db", sqlite_url)
+    assert result.code == 0, result.err
+    tags = _tags(cli, sqlite_url)
+    assert (tags["git_dirty"], tags["git_commit"]) == ("no", head)
 
 
 def test_outside_a_repository_there_are_no_git_tags(cli: Cli, flows: Path, sqlite_url: str) -> None:
