@@ -17,9 +17,9 @@ wait (see `batch_write`). While the process starts (~30 ms; up to a second on a 
 machine), this thread keeps writing, in short transactions, and hands over once the
 process is up; runs that never get busy never start it. A run that is about to look up a
 big wave of calls says so (`expect`), and the process starts then, before the wave's
-records arrive. ``LAZYFLOW_WRITER=thread`` keeps
-all writes in the thread; ``LAZYFLOW_WRITER=process`` starts the process with the first
-record (and waits for it at the first flush).
+records arrive. ``LAZYFLOW_WRITER=thread`` keeps all writes in the thread;
+``LAZYFLOW_WRITER=process`` starts the process with the first record (and waits for it at
+the first flush).
 """
 
 from __future__ import annotations
