@@ -45,6 +45,15 @@ log = logging.getLogger("lazyflow.store")
 HEAD_REVISION = "0010"
 # the writer process's SQLite page cache, KiB (`_process_connect`)
 WRITER_CACHE_KIB = 512 * 1024
+# WAL pages the writer process lets accumulate before it checkpoints them into the file
+# (SQLite's default: 1,000; 32 MiB with a new store's 32 KiB pages). With random keys a
+# commit dirties pages all over its indexes, and past a few hundred thousand calls the
+# default checkpointed over and over, copying those pages to the file and syncing it
+# each time. At 16,384 (512 MiB of WAL at most; SQLite deletes the file when the last
+# connection closes) a page rewritten by several commits is copied once: a 1M-call
+# fan-out took 35.6-39.2 s against 49.9-62.1 s (benchmarks/README.md, round four), a
+# 100k one 12% less (whole process).
+WRITER_WAL_PAGES = 16_384
 VERSION_TABLE = "lf_alembic_version"
 _PG_LOCK_KEY = 0x1A2F10E  # arbitrary, stable: serializes migrations on one database
 CHUNK = 500
@@ -760,6 +769,7 @@ class Store:
                 "PRAGMA busy_timeout=60000",
                 "PRAGMA synchronous=NORMAL",
                 f"PRAGMA cache_size=-{WRITER_CACHE_KIB}",
+                f"PRAGMA wal_autocheckpoint={WRITER_WAL_PAGES}",
             ]
             return "sqlite3", [path], {"timeout": 60}, "sqlite", pragmas
         settings = list(WRITER_SETTINGS)  # (`batch_write.connect` commits them)

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from lazyflow_core import Scheduler, task
 from lazyflow_core.errors import StoreError
 from lazyflow_core.records import CallRecord, TagRecord
-from lazyflow_core.store import Store
+from lazyflow_core.store import Store, batch_write
+from lazyflow_core.store.sql import WRITER_WAL_PAGES
 from lazyflow_core.store.writer import BUSY_RECORDS, EXPECT_RECORDS, START_RECORDS, StoreWriter
 from tests.faults.harness import slow_writer_start
 
@@ -157,6 +158,23 @@ def test_thread_mode_ignores_the_hint(store: Store) -> None:
     assert writer._process is None
     writer.close()
     assert _count(store, "lf_execution_tags") == 10
+
+
+def test_the_writer_process_checkpoints_its_wal_rarely(store: Store) -> None:
+    """The writer process's connection (set up as `batch_write` sets it up in the
+    process) checkpoints every `WRITER_WAL_PAGES` pages, not SQLite's 1,000: past a few
+    hundred thousand calls that default checkpointed after nearly every commit."""
+    writer = store.writer(mode="thread")
+    spec = writer.target.process_connect
+    writer.close()
+    assert spec is not None
+    module, args, kwargs, _dialect, pragmas = spec
+    conn = batch_write.connect(module, args, kwargs, pragmas)
+    try:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WRITER_WAL_PAGES
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
 
 
 def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
