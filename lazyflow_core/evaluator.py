@@ -338,6 +338,28 @@ class Evaluator:
             if was_enabled:
                 gc.enable()
 
+    def release(self) -> None:
+        """The run is over and recorded: let reference counting free its frames now.
+
+        Frames refer to each other both ways (a frame's ``context`` and ``waiters``, its
+        parent's ``children``, a call's ``result``), and the evaluator to itself (its
+        dispatch table's bound methods), so only a full collection would free them,
+        walking every one; and with collection back on, the first full one came while
+        the run was still recording its end, walking them all for nothing (a 100k-call
+        run: 120 ms there, 96 ms more to free them later). Cutting the edges up the
+        tree and dropping everything the evaluator holds leaves none of that to the
+        collector. The evaluator is not usable afterwards."""
+        for frame in self.all_frames():
+            frame.context = None
+            frame.waiters = NO_WAITERS
+            frame.value = None  # (a failed frame's error: its traceback holds frames)
+            if isinstance(frame, CallFrame):
+                frame.children = NO_CHILDREN
+                frame.result = None
+            elif isinstance(frame, ApplyFrame | CatchFrame):
+                frame.result = None
+        self.__dict__.clear()  # (its recorder, dispatcher, lookups, root frame...)
+
     def keep_arrived(self) -> None:
         """The run was interrupted (Ctrl-C, SIGTERM unwinding it from wherever it was):
         record the jobs whose outcomes had arrived, best effort, before it ends."""
@@ -387,7 +409,10 @@ class Evaluator:
             dispatcher.drain()
             error = root.error
             assert error is not None
-            raise error
+            try:
+                raise error
+            finally:  # no cycle through this frame's locals: the error's traceback
+                del error, root  # holds the frame, the frame would hold it back
         return root.value
 
     def _advance(self, expr: Any) -> bool:

@@ -8,6 +8,7 @@ execution row is written first, so even a run killed with ``kill -9`` appears in
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
 import os
@@ -287,7 +288,12 @@ class Scheduler:
             self._current = ev
         started = time.perf_counter()
         status = "failed"
+        # Automatic collection stays off (`Evaluator.evaluate` pauses it) until the run's
+        # end is recorded and its frames are released: else its first full collection
+        # walks every live frame while the run records its end.
         guard = TermGuard(ev.cancel)  # SIGTERM: as Ctrl+C (see `sigterm`)
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             guard.arm()
             value = ev.evaluate(expr)
@@ -318,6 +324,9 @@ class Scheduler:
             try:
                 self._record_end(ev, store, writer, status, started, git)
             finally:
+                ev.release()
+                if collecting:
+                    gc.enable()
                 if leases is not None:
                     leases.close()  # after the writer: every result it released is stored
                 guard.close()  # a SIGTERM that came while recording takes effect now

@@ -12,6 +12,7 @@ tiny calls on the scheduler thread.
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import sys
 import threading
@@ -87,6 +88,40 @@ def test_pointers_are_cleared_after_a_failed_run(sqlite_url: str) -> None:
     # The lock is free again: a later run keeps frames on expressions again.
     assert evaluator_module._frame_pointers.acquire(blocking=False)
     evaluator_module._frame_pointers.release()
+
+
+def _live_frames() -> int:
+    return sum(type(o) is CallFrame for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_runs_frames_are_freed_without_the_collector(sqlite_url: str, fails: bool) -> None:
+    """A run's frames refer to each other, and the evaluator to itself: once the run is
+    recorded, `Evaluator.release` cuts that, so they are freed as the run returns, not
+    by a full collection walking them all (300 of them here; without it, all stay).
+    Collection is back on afterwards, as it was before; a caller that had it off keeps
+    it off."""
+    sched = Scheduler(db=sqlite_url)
+    gc.collect()
+    before = _live_frames()
+    gc.disable()
+    try:
+        expr = total([inc(i) for i in range(300)] + ([boom(1)] if fails else []))
+        if fails:
+            with pytest.raises(ValueError, match="boom 1") as raised:
+                sched.run(expr)
+            del raised  # (its traceback holds the frames it went through)
+        else:
+            assert sched.run(expr) == sum(range(1, 301))
+        del expr
+        # No cycle left for the collector; but a failure's traceback holds the frames
+        # it went through, and one of them the failed call (whose error it is).
+        assert _live_frames() - before <= (1 if fails else 0)
+        assert not gc.isenabled()  # it was off before the run: still off
+    finally:
+        gc.enable()
+    assert sched.run(total([inc(1)])) == 2
+    assert gc.isenabled()  # on before the run: on after it
 
 
 def test_frame_pointers_are_not_pickled_or_copied() -> None:
