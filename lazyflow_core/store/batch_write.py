@@ -507,9 +507,32 @@ def serve(reader: Reader, out_fd: int) -> None:
             commit()
             _reply(out_fd, ("ack", message[1], tx.errors, tx.statements, tx.lost))
             tx.errors, tx.statements, tx.lost = [], 0, 0
+    if dialect == "sqlite":
+        fold_wal(conn)
     conn.close()
     if tx.errors:
         print("lazyflow writer process: " + "; ".join(tx.errors), file=sys.stderr)
+
+
+def fold_wal(conn: Any) -> None:
+    """Copy the WAL into the database file and empty it as the writer process ends,
+    after its last commit: the run no longer waits for it then.
+
+    This process lets its WAL grow to `sql.WRITER_WAL_PAGES` pages (512 MiB with 32 KiB
+    pages) before checkpointing. Left there (a run's process that exits without closing
+    its store is not the last connection to close), the next process to open the store
+    reads it back to rebuild its index, and that run's first commit over SQLite's
+    default 1,000 pages checkpoints all of it (the full suite measured a cached re-run of
+    one call after a 100k-call run at 0.21 s instead of ~0.015 s). After a 100k-call run
+    this takes ~0.25 s (6,880 pages), so a run started within that time shares the
+    machine with it. The copy is PASSIVE (nobody waits for it); the emptying, TRUNCATE
+    with nothing left to copy, gives up at once if another connection is writing or
+    reading an older snapshot (the log is then reused from its start by the next commit,
+    not grown)."""
+    with contextlib.suppress(Exception):
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ SQLite file, in-memory SQLite, PostgreSQL). An in-memory database has no writer 
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -175,6 +176,24 @@ def test_the_writer_process_checkpoints_its_wal_rarely(store: Store) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
+
+
+def test_the_writer_process_folds_its_wal_into_the_file_as_it_ends(store: Store) -> None:
+    """The writer process lets its WAL grow (`WRITER_WAL_PAGES`); as it ends it copies
+    the log into the file and empties it, though the store's own connections are still
+    open (SQLite folds the log only when the last connection closes)."""
+    path = store.sqlite_path
+    assert path is not None
+    writer = store.writer(mode="process")
+    _tags(writer, 0, 500)
+    writer.flush()
+    process = writer._process
+    assert process is not None and writer.uses_process
+    assert os.path.getsize(f"{path}-wal") > 0  # committed, in the log
+    writer.close()
+    assert process.proc.wait(timeout=60) == 0
+    assert os.path.getsize(f"{path}-wal") == 0  # folded into the file, emptied
+    assert _count(store, "lf_execution_tags") == 500  # and read back from the file
 
 
 def test_killed_writer_process_falls_back_to_the_thread(store: Store) -> None:
