@@ -17,21 +17,12 @@ import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-__all__ = ["AUTOMATIC_KEYS", "GitTagger", "automatic_tags", "git_tags", "host_tags"]
+__all__ = ["AUTOMATIC_KEYS", "GitTagger", "git_tags", "host_tags"]
 
 # The keys set here; listings show the user's own tags and leave these to `tag list`.
 AUTOMATIC_KEYS = frozenset({"user", "host", "git_commit", "git_dirty", "lazyflow_version"})
 
 GIT_TIMEOUT = 2.0  # seconds; a run never waits longer than this for its tags
-
-
-def automatic_tags(directory: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """The automatic tags of a run of the workflow in `directory` (default: the current
-    directory): ``user``, ``host``, ``lazyflow_version`` and, when `directory` is inside a
-    git work tree, ``git_commit`` and ``git_dirty`` (``true``/``false``)."""
-    tags = host_tags()
-    tags.update(git_tags(_directory(directory)))
-    return tags
 
 
 def host_tags() -> dict[str, str]:

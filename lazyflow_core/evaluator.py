@@ -258,6 +258,7 @@ class Evaluator:
         self.ready: deque[Frame] = deque()
         self.job_counter = 0
         self.collected_at = 0
+        self.resume_collection = False  # automatic collection was on: `release` resumes it
         self.ended = 0  # jobs ended (for the writer backlog checks)
         self.writer_checked = 0.0  # when a job end last looked at the writer (time.time)
         self.summary = RunSummary(execution_id=execution_id)
@@ -321,9 +322,10 @@ class Evaluator:
             return expr
         # The frames of a run live until it ends, so every automatic full collection
         # would walk all of them again (14% of a 100k-call run, more at 1M). Automatic
-        # collection pauses; young generations are still collected every few thousand
-        # calls (cheap: only new objects), and everything is collected after the run.
-        was_enabled = gc.isenabled()
+        # collection pauses until `release` (after the run's end is recorded); young
+        # generations are still collected every few thousand calls (cheap: only new
+        # objects).
+        self.resume_collection = self.resume_collection or gc.isenabled()
         gc.disable()
         pointers = _frame_pointers.acquire(blocking=False)
         if pointers:
@@ -335,8 +337,6 @@ class Evaluator:
                 for frame in self.frame_list:
                     frame.expr._lf_frame = None  # type: ignore[attr-defined]
                 _frame_pointers.release()
-            if was_enabled:
-                gc.enable()
 
     def release(self) -> None:
         """The run is over and recorded: let reference counting free its frames now.
@@ -348,7 +348,9 @@ class Evaluator:
         the run was still recording its end, walking them all for nothing (a 100k-call
         run: 120 ms there, 96 ms more to free them later). Cutting the edges up the
         tree and dropping everything the evaluator holds leaves none of that to the
-        collector. The evaluator is not usable afterwards."""
+        collector; automatic collection, paused by `evaluate`, then resumes. The
+        evaluator is not usable afterwards."""
+        resume = self.resume_collection
         for frame in self.all_frames():
             frame.context = None
             frame.waiters = NO_WAITERS
@@ -359,6 +361,8 @@ class Evaluator:
             elif isinstance(frame, ApplyFrame | CatchFrame):
                 frame.result = None
         self.__dict__.clear()  # (its recorder, dispatcher, lookups, root frame...)
+        if resume:
+            gc.enable()
 
     def keep_arrived(self) -> None:
         """The run was interrupted (Ctrl-C, SIGTERM unwinding it from wherever it was):
@@ -395,9 +399,9 @@ class Evaluator:
                         break  # look up / run this wave before hashing more (WAVE_CALLS)
             if root.state != PENDING:
                 break
-            if lookups.waiting:
-                if len(lookups.waiting) > 64:  # a wave (not a chain's next call): its
-                    self.writer.expect(len(lookups.waiting))  # records come soon
+            if waiting := len(lookups.waiting):
+                if waiting > 64:  # a wave (not a chain's next call): its records come soon
+                    self.writer.expect(waiting)
                 lookups.resolve(self.call_cached, self.call_must_run, self.call_reduced)
                 continue
             if ready and len(dispatcher.queue) >= WAVE_CALLS:

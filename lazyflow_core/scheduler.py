@@ -8,7 +8,6 @@ execution row is written first, so even a run killed with ``kill -9`` appears in
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import os
@@ -288,12 +287,7 @@ class Scheduler:
             self._current = ev
         started = time.perf_counter()
         status = "failed"
-        # Automatic collection stays off (`Evaluator.evaluate` pauses it) until the run's
-        # end is recorded and its frames are released: else its first full collection
-        # walks every live frame while the run records its end.
         guard = TermGuard(ev.cancel)  # SIGTERM: as Ctrl+C (see `sigterm`)
-        collecting = gc.isenabled()
-        gc.disable()
         try:
             guard.arm()
             value = ev.evaluate(expr)
@@ -324,9 +318,7 @@ class Scheduler:
             try:
                 self._record_end(ev, store, writer, status, started, git)
             finally:
-                ev.release()
-                if collecting:
-                    gc.enable()
+                ev.release()  # its frames, and automatic collection back on (`evaluate`)
                 if leases is not None:
                     leases.close()  # after the writer: every result it released is stored
                 guard.close()  # a SIGTERM that came while recording takes effect now
@@ -427,7 +419,10 @@ class Scheduler:
             limits=self.limits,
             policy=lambda _ev: dry_run,
         )
-        ev.evaluate(expr)
+        try:
+            ev.evaluate(expr)
+        finally:
+            ev.release()
         return dry_run.decisions
 
     def cancel(self) -> None:

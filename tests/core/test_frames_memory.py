@@ -122,6 +122,8 @@ def test_a_runs_frames_are_freed_without_the_collector(sqlite_url: str, fails: b
         gc.enable()
     assert sched.run(total([inc(1)])) == 2
     assert gc.isenabled()  # on before the run: on after it
+    assert [d.action for d in sched.explain(total([inc(1)]))] == ["cached", "cached"]
+    assert gc.isenabled()  # a dry run pauses and resumes it the same way
 
 
 def test_frame_pointers_are_not_pickled_or_copied() -> None:
