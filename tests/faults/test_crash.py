@@ -133,7 +133,9 @@ def test_a_busy_run_killed_early_keeps_its_first_calls(
     first records the writer had were written in one long transaction of its own
     thread instead of waiting the ~0.1 s for the writer process."""
     rng = random.Random(f"{SEED}-early-{trial}")
-    n, after, delay = 40_000, rng.randint(200, 600), rng.uniform(0.8, 1.3)
+    # 100k calls: a 40k fan-out now ends within the 1.3 s the kill may wait (CI saw all
+    # 40,000 completed before it), and the kill must come while the run is busy
+    n, after, delay = 100_000, rng.randint(200, 600), rng.uniform(0.8, 1.3)
     where = f"seed {SEED}: killed after {after} calls + {delay:.2f} s"
     outcome = kill_run(tmp_path, sqlite_url, "threads", n, 0.0, signal.SIGKILL, after, delay)
     assert outcome.returncode == -signal.SIGKILL, f"{where}: the run ended before the kill"
@@ -175,7 +177,9 @@ def test_a_busy_run_killed_while_its_writer_process_starts_keeps_its_calls(
     up to 1.25 s before it; the scheduler, waiting for the writer, does not stop the
     pool's workers from finishing the calls it had handed out)."""
     rng = random.Random(f"{SEED}-busy-starting")
-    n, after, delay = 40_000, rng.randint(300, 1000), rng.uniform(0.9, 1.3)
+    # 100k calls: a 40k fan-out now ends within the 1.3 s the kill may wait (CI saw all
+    # 40,000 completed before it), and the kill must come while the run is busy
+    n, after, delay = 100_000, rng.randint(300, 1000), rng.uniform(0.9, 1.3)
     where = f"seed {SEED}: killed after {after} calls + {delay:.2f} s, writer process starting"
     outcome = kill_run(
         tmp_path,
