@@ -464,8 +464,15 @@ def detail_row(res: Results, r: Result) -> list[str]:
         "—" if queries in (None, -1) else str(queries),
         counts,
         ratio,
-        (r.note if not r.ok else d.get("note", ""))[:160],
+        (r.note if not r.ok else _note(d))[:160],
     ]
+
+
+def _note(d: dict[str, Any]) -> str:
+    """A measured case's note; for a median of several runs, every run's wall."""
+    runs = d.get("runs")
+    median = f"median of {', '.join(fmt_s(w) for w in runs)}" if runs else ""
+    return "; ".join(part for part in (median, d.get("note", "")) if part)
 
 
 DETAIL_HEAD = [

@@ -90,6 +90,9 @@ class Sizes:
     peer_chain: tuple[int, ...] = (1_000, 10_000)
     floor: tuple[int, ...] = (10_000, 100_000)
     startup_repeat: int = 5
+    # lazyflow's fan-out cases up to `repeat_max_n` calls: the median of this many runs
+    repeat: int = 3
+    repeat_max_n: int = 100_000
 
 
 FULL = Sizes()
@@ -110,6 +113,7 @@ QUICK = Sizes(
     peer_chain=(10,),
     floor=(50,),
     startup_repeat=1,
+    repeat=1,
 )
 
 
@@ -170,6 +174,7 @@ def fanout_case(
         prep=prep,
         timeout=timeout,
         expect=expect,
+        repeat=sizes.repeat if system == "lazyflow" and n <= sizes.repeat_max_n else 1,
     )
     if system == "redun":
         if flat and n > min(sizes.fanout):
@@ -414,7 +419,7 @@ def scenario_cases(name: str, s: Sizes) -> list[Case]:
         n = s.processes
         return [
             fanout_case("plain", n, scenario="processes"),
-            fanout_case("lazyflow", n, executor="processes", scenario="processes"),
+            fanout_case("lazyflow", n, executor="processes", scenario="processes", sizes=s),
             fanout_case(
                 "redun",
                 min(n, s.redun_processes),
