@@ -32,11 +32,9 @@ import ast
 import contextlib
 import functools
 import hashlib
-import inspect
 import site
 import sys
 import sysconfig
-import textwrap
 import types
 import weakref
 from typing import Any
@@ -49,6 +47,7 @@ from .hashing import (
     qualified_name,
     register_hasher,
 )
+from .sourcetext import parsed_source
 from .values import LEAF, Walk, container_kind
 
 _memo: dict[object, bytes] = {}
@@ -179,12 +178,8 @@ def _strip_docstrings(tree: ast.AST) -> None:
 
 def normalized_source(obj: Any) -> str | None:
     """The normalized AST dump of a function or class, or None without source."""
-    try:
-        source = textwrap.dedent(inspect.getsource(obj))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
-    if not tree.body:
+    tree = parsed_source(obj)
+    if tree is None or not tree.body:
         return None
     node = tree.body[0]
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -208,9 +203,8 @@ def _function_source(func: types.FunctionType) -> str | None:
 
 def readable_source(obj: Any) -> str:
     """Source text with docstrings removed (for the store and for ``explain`` diffs)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
+    tree = parsed_source(obj)
+    if tree is None:
         return f"# source not available for {getattr(obj, '__qualname__', obj)!r}"
     _strip_docstrings(tree)
     return ast.unparse(tree)

@@ -6,7 +6,6 @@ import functools
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -205,13 +204,6 @@ def test_recursive_helpers_terminate() -> None:
     edited_even, edited_odd = _parity_edited(False)
     assert function_hash(edited_odd) != function_hash(odd)
     assert function_hash(edited_even) != function_hash(even)
-
-
-@pytest.fixture
-def modules(tmp_path: Path) -> Iterator[UserModules]:
-    m = UserModules(tmp_path)
-    yield m
-    m.close()
 
 
 HANDLERS_MODULE = """

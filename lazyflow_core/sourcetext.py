@@ -1,0 +1,109 @@
+"""A function's source text, found without `tokenize`.
+
+`inspect.getsource` finds where a function ends by running the pure-Python tokenizer
+over it, and the tokenizer's first use in a process compiles its regular expressions:
+~8 ms, half of a fully cached run's wall time (code hashing needs every task's source
+once per process). This module finds the same lines from what the compiler already
+knows: the last line any instruction of the function (or of code nested in it) comes
+from, extended over the lines after it that still belong to the block (blank, comment,
+or indented deeper than the ``def``: a trailing ``pass`` or string has no instruction).
+
+It returns a text only where that is safe to use as the function's source: the first
+line is the decorator or ``def`` the code object names, the text parses, and it holds
+one function of the code object's name. Anything else (a lambda, a source line that
+moved, a continuation line at the ``def``'s indentation) is None, and the caller uses
+`inspect.getsource`, whose answer this one equals wherever it gives one (tests compare
+both over every function of lazyflow and its tests).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import re
+import textwrap
+import types
+from typing import Any
+
+_HEADER = re.compile(r"\s*(@|def\s|async\s+def\s)")
+_DEF = re.compile(r"\s*(async\s+)?def\s")
+
+
+def _last_line(code: types.CodeType) -> int:
+    """The last source line of any instruction of `code` or of code nested in it."""
+    last = code.co_firstlineno
+    for _start, end, _col, _end_col in code.co_positions():
+        if end is not None and end > last:
+            last = end
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            last = max(last, _last_line(const))
+    return last
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _block_end(lines: list[str], first: int, last: int) -> int:
+    """The end (exclusive, 0-based) of the block starting at line index `first`, whose
+    last instruction is on line index `last`: the lines after it that are blank,
+    comments or indented deeper than the block's first line belong to it (trailing
+    blank and comment lines are left out: they do not change what it parses to)."""
+    base = _indent(lines[first])
+    header = first  # the def line, after any decorators: where a docstring-only body's
+    while header < len(lines) - 1 and not (  # last instruction may be
+        _DEF.match(lines[header]) and _indent(lines[header]) == base
+    ):
+        header += 1
+    end = max(last, header) + 1
+    code_end = end
+    for line in lines[end:]:
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            if _indent(line) <= base:
+                break
+            code_end = end + 1
+        end += 1
+    return code_end
+
+
+def _function_tree(func: types.FunctionType) -> ast.Module | None:
+    """The parsed source of `func` as `inspect.getsource` would give it, or None where
+    this cannot tell it safely (then `inspect.getsource` is asked)."""
+    code = func.__code__
+    if func.__name__ == "<lambda>":
+        return None
+    filename = code.co_filename
+    linecache.checkcache(filename)  # an edited file is read again, as inspect does
+    lines = linecache.getlines(filename, func.__globals__)
+    first = code.co_firstlineno - 1
+    if not lines or not 0 <= first < len(lines) or not _HEADER.match(lines[first]):
+        return None
+    last = min(_last_line(code), len(lines)) - 1
+    text = "".join(lines[first : _block_end(lines, first, last)])
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except (SyntaxError, ValueError):
+        return None
+    if len(tree.body) != 1:
+        return None
+    node = tree.body[0]
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name != func.__name__:
+        return None
+    return tree
+
+
+def parsed_source(obj: Any) -> ast.Module | None:
+    """The parsed (dedented) source of a function or class, None when it has none."""
+    if hasattr(obj, "__wrapped__"):  # inspect reads the source of what it wraps
+        obj = inspect.unwrap(obj)
+    if isinstance(obj, types.FunctionType):
+        tree = _function_tree(obj)
+        if tree is not None:
+            return tree
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError, SyntaxError, IndentationError, ValueError):
+        return None
