@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -310,3 +311,22 @@ def test_issue_18_targets_have_verdicts_and_floors() -> None:
     assert dask.verdict == "❌ missed: 3.0x"
     text = goals.markdown(Results(_goal_results()), FULL)
     assert text.count("\n") == 16  # head, rule, 15 rows
+
+
+def test_repeated_cases_report_the_median_of_fresh_runs(tmp_path: Path) -> None:
+    """A case run three times reports the run of median wall, with every run's wall; each
+    cold run gets a new store (else the second would be served from the first's cache
+    and fail its expected executed count), and the cached case after them is cached."""
+    sizes = replace(QUICK, repeat=3)
+    cold = fanout_case("lazyflow", 30, sizes=sizes)
+    cached = fanout_case("lazyflow", 30, run="cached", sizes=sizes)
+    assert cold.repeat == cached.repeat == 3
+    runner = Runner(tmp_path, log=lambda _line: None)
+    for result in runner.run_all([cold, cached]):
+        assert result.ok, result.note
+        runs = result.data["runs"]
+        assert len(runs) == 3
+        assert result.data["wall"] == sorted(runs)[1]
+    big = fanout_case("lazyflow", sizes.repeat_max_n + 1, sizes=sizes)
+    assert big.repeat == 1  # the 1M case runs once
+    assert fanout_case("plain", 30, sizes=sizes).repeat == 1
