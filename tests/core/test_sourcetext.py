@@ -7,6 +7,7 @@ import ast
 import functools
 import importlib
 import inspect
+import linecache
 import pkgutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 import lazyflow_core
 from lazyflow_core import sourcetext
-from lazyflow_core.codehash import normalized_source
+from lazyflow_core.codehash import function_hash, normalized_source
 
 from .user_code import UserModules
 
@@ -224,3 +225,26 @@ def test_normalized_source_unchanged_for_wrapped_functions() -> None:
         return inner(x)
 
     assert normalized_source(outer) == normalized_source(inner)
+
+
+def _cell(name: str, source: str) -> dict[str, object]:
+    """Run `source` as a notebook cell: IPython compiles each cell under a file name of
+    its own and puts its lines in `linecache` (no file on disk, no mtime)."""
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec(compile(source, name, "exec"), namespace)
+    return namespace
+
+
+def test_notebook_cells_are_read_from_linecache() -> None:
+    """A function defined in a cell has its source in `linecache` only; redefining it in
+    a later cell gives the new source and a new hash (the trust rule "last definition
+    wins" relies on it)."""
+    first = _cell("<ipython-input-1-0a1b>", "def step(x):\n    return x * 10\n")["step"]
+    second = _cell("<ipython-input-2-2c3d>", "def step(x):\n    return x * 100\n")["step"]
+    for func in (first, second):
+        tree = sourcetext._function_tree(func)  # type: ignore[arg-type]
+        assert tree is not None
+        assert ast.dump(tree) == _inspect_tree(func)
+    assert normalized_source(first) != normalized_source(second)
+    assert function_hash(first) != function_hash(second)  # type: ignore[arg-type]
