@@ -1,4 +1,4 @@
-"""A function's source text, found without `tokenize`.
+"""A function's or class's source text, found without `tokenize`.
 
 `inspect.getsource` finds where a function ends by running the pure-Python tokenizer
 over it, and the tokenizer's first use in a process compiles its regular expressions:
@@ -15,6 +15,13 @@ renamed after its ``def``, a file changed since it was imported) is left to
 `inspect.getsource`, whose answer this one equals wherever it gives one (the tests
 compare both over every function of lazyflow; once, over every installed dependency's
 48,149 too).
+
+A class has no code object to ask: inspect walks its module's syntax tree for it (a
+parse of the whole file per call) and then tokenizes from its first line. Here the
+module is parsed once per version of its file, every class's span taken from the tree
+(first decorator to ``end_lineno``), and only the class's own lines parsed again
+(compared the same way: 8,150 classes, all identical): ~0.26 ms a class instead of
+~3 ms, which counts because a class's hash is computed again in every run.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import ast
 import inspect
 import linecache
 import re
+import sys
 import textwrap
 import types
 from typing import Any
@@ -98,6 +106,70 @@ def _function_tree(func: types.FunctionType) -> ast.Module | None:
     return tree
 
 
+_class_spans: dict[str, tuple[list[str], dict[str, tuple[int, int]]]] = {}
+"""Per file: the lines they were found in (`linecache`'s list, replaced when the file
+changes) and each class's (first line index, end) by qualified name."""
+
+
+class _ClassSpans(ast.NodeVisitor):
+    """Every class of a module by qualified name, the first of a name kept (the one
+    `inspect` finds), from its first decorator to its last line."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.spans: dict[str, tuple[int, int]] = {}
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.stack += [node.name, "<locals>"]
+        self.generic_visit(node)
+        del self.stack[-2:]
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.stack.append(node.name)
+        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.spans.setdefault(".".join(self.stack), (first - 1, node.end_lineno or first))
+        self.generic_visit(node)
+        self.stack.pop()
+
+
+def _class_tree(cls: type) -> ast.Module | None:
+    """The parsed source of class `cls` as `inspect.getsource` would give it (found
+    the way inspect finds it, by walking its module's syntax tree; its end from the
+    tree too, not the tokenizer), or None where this cannot tell."""
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str) or not filename.endswith(".py"):
+        return None
+    linecache.checkcache(filename)
+    lines = linecache.getlines(filename, module.__dict__)
+    if not lines:
+        return None
+    known = _class_spans.get(filename)
+    if known is None or known[0] is not lines:
+        try:
+            module_tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            return None
+        finder = _ClassSpans()
+        finder.visit(module_tree)
+        known = _class_spans[filename] = (lines, finder.spans)
+    span = known[1].get(cls.__qualname__)
+    if span is None:
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines[span[0] : span[1]])))
+    except (SyntaxError, ValueError):
+        return None
+    if len(tree.body) != 1:
+        return None
+    node = tree.body[0]
+    if not isinstance(node, ast.ClassDef) or node.name != cls.__name__:
+        return None
+    return tree
+
+
 def parsed_source(obj: Any) -> ast.Module | None:
     """The parsed (dedented) source of a function or class, None when it has none."""
     if hasattr(obj, "__wrapped__"):  # inspect reads the source of what it wraps
@@ -105,10 +177,13 @@ def parsed_source(obj: Any) -> ast.Module | None:
             obj = inspect.unwrap(obj)
         except ValueError:  # a cycle of __wrapped__
             return None
+    tree = None
     if isinstance(obj, types.FunctionType):
         tree = _function_tree(obj)
-        if tree is not None:
-            return tree
+    elif isinstance(obj, type):
+        tree = _class_tree(obj)
+    if tree is not None:
+        return tree
     try:
         return ast.parse(textwrap.dedent(inspect.getsource(obj)))
     except (OSError, TypeError, SyntaxError, IndentationError, ValueError):

@@ -98,6 +98,37 @@ def wrapper(x):
 def renamed(x):
     return x
 renamed.__name__ = "other_name"
+
+import dataclasses
+
+@dataclasses.dataclass(
+    frozen=True,
+)
+class Point:
+    """A point."""
+    x: int = 0
+    y: int = 0
+
+    def norm(self):
+        return abs(self.x) + abs(self.y)
+    # a comment at the end of the class
+
+class Outer:
+    class Inner:
+        value = (1,
+                 2)
+
+def make_local():
+    class Local:
+        def method(self):
+            return 1
+    return Local
+
+class Twice:
+    first = True
+
+class Twice:  # the second of a name: inspect finds the first, so does this
+    second = True
 '''
 
 NAMES = [
@@ -117,6 +148,9 @@ NAMES = [
 ]
 
 
+CLASSES = ["Point", "Outer", "Outer.Inner", "make_local", "Twice"]
+
+
 def _inspect_tree(obj: object) -> str | None:
     try:
         return ast.dump(ast.parse(textwrap.dedent(inspect.getsource(obj))))  # type: ignore[arg-type]
@@ -131,6 +165,19 @@ def test_each_shape_parses_as_inspect_does(modules: UserModules, name: str) -> N
     tree = sourcetext.parsed_source(func)
     assert tree is not None
     assert ast.dump(tree) == _inspect_tree(func)
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_each_class_shape_parses_as_inspect_does(modules: UserModules, name: str) -> None:
+    module = modules.write(modules.unique("shapes"), SHAPES)
+    obj: object = module
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    cls = obj() if name == "make_local" else obj  # (a class made inside a function)
+    assert isinstance(cls, type)
+    tree = sourcetext._class_tree(cls)
+    assert tree is not None
+    assert ast.dump(tree) == _inspect_tree(cls)
 
 
 def test_unsafe_shapes_are_left_to_inspect(modules: UserModules) -> None:
@@ -160,8 +207,9 @@ def test_an_edited_file_is_read_again(modules: UserModules) -> None:
     assert "Mult" in ast.dump(sourcetext.parsed_source(second))  # type: ignore[arg-type]
 
 
-def _functions() -> list[types.FunctionType]:
-    seen: list[types.FunctionType] = []
+def _functions() -> list[types.FunctionType | type]:
+    """Every function, method and class that lazyflow_core's modules define."""
+    seen: list[types.FunctionType | type] = []
     for info in pkgutil.walk_packages(lazyflow_core.__path__, "lazyflow_core."):
         if info.name.endswith("__main__") or ".migrations" in info.name:
             continue  # (a script run by python -m, alembic's scripts run by alembic)
@@ -170,21 +218,28 @@ def _functions() -> list[types.FunctionType]:
         except ImportError:  # an optional extra this environment lacks
             continue
         for value in vars(module).values():
-            candidates = [value]
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
             if isinstance(value, type):
-                candidates = [v for v in vars(value).values() if isinstance(v, types.FunctionType)]
-            seen += [
-                f
-                for f in candidates
-                if isinstance(f, types.FunctionType) and f.__module__ == module.__name__
-            ]
+                seen.append(value)
+                seen += [v for v in vars(value).values() if isinstance(v, types.FunctionType)]
+            elif isinstance(value, types.FunctionType):
+                seen.append(value)
     return seen
 
 
 def test_equal_to_inspect_over_lazyflow_itself() -> None:
     """Every function and method of lazyflow_core: where the fast path answers, its tree
     is the one inspect's source gives (most answer: the fallback is the exception)."""
-    functions = [f for f in _functions() if _inspect_tree(f) is not None]  # (not generated)
+    everything = _functions()
+    classes = [c for c in everything if isinstance(c, type) and _inspect_tree(c) is not None]
+    for cls in classes:
+        tree = sourcetext._class_tree(cls)
+        assert tree is not None, cls.__qualname__
+        assert ast.dump(tree) == _inspect_tree(cls), cls.__qualname__
+    assert len(classes) > 100
+    functions = [f for f in everything if isinstance(f, types.FunctionType)]
+    functions = [f for f in functions if _inspect_tree(f) is not None]  # (not generated)
     answered = 0
     for func in functions:
         tree = sourcetext._function_tree(inspect.unwrap(func))  # type: ignore[arg-type]
@@ -205,7 +260,7 @@ def test_code_hashing_does_not_tokenize(modules: UserModules) -> None:
         f"sys.path.insert(0, {str(modules.root)!r})\n"
         "import shapes_probe as m\n"
         "tokenize._compile.cache_clear()\n"
-        "for f in (m.trailing_pass, m.decorated, m.nested, m.long_signature):\n"
+        "for f in (m.trailing_pass, m.decorated, m.nested, m.long_signature, m.Point):\n"
         "    function_hash(f)\n"
         "print(tokenize._compile.cache_info().misses)\n"
     )
