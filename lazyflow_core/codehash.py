@@ -47,7 +47,7 @@ from .hashing import (
     qualified_name,
     register_hasher,
 )
-from .sourcetext import parsed_source
+from .sourcetext import class_file_version, parsed_source
 from .values import LEAF, Walk, container_kind
 
 _memo: dict[object, bytes] = {}
@@ -57,6 +57,10 @@ _sources: weakref.WeakKeyDictionary[types.CodeType, tuple[str, str | None]]
 _sources = weakref.WeakKeyDictionary()
 """(file, normalized source) of a function by its code object: code objects compare by
 value, so an edited function (other bytecode, constants, names or lines) misses."""
+_class_sources: weakref.WeakKeyDictionary[type, tuple[object, str | None]]
+_class_sources = weakref.WeakKeyDictionary()
+"""(file version, normalized source) of a class: a class has no code object to key it
+by, so it is kept while its file is unchanged (`sourcetext.class_file_version`)."""
 
 
 def new_epoch() -> int:
@@ -201,6 +205,22 @@ def _function_source(func: types.FunctionType) -> str | None:
     return source
 
 
+def _class_source(cls: type) -> str | None:
+    """`normalized_source` of a class, parsed once per version of its file (a class's
+    hash is computed in every run; dumping a big class's tree costs ~1 ms per 100 lines)."""
+    if hasattr(cls, "__wrapped__"):  # its source is another object's: not kept
+        return normalized_source(cls)
+    version = class_file_version(cls)
+    known = _class_sources.get(cls)
+    if version is not None and known is not None and known[0] is version:
+        return known[1]
+    source = normalized_source(cls)
+    if version is not None:
+        with contextlib.suppress(TypeError):  # (a class that refuses weak references)
+            _class_sources[cls] = (version, source)
+    return source
+
+
 def readable_source(obj: Any) -> str:
     """Source text with docstrings removed (for the store and for ``explain`` diffs)."""
     tree = parsed_source(obj)
@@ -283,7 +303,7 @@ class _CodeHasher:
         outer_cut, self.cut = self.cut, False
         try:
             h = hashlib.sha256(b"K" + qualified_name(cls).encode())
-            source = normalized_source(cls)
+            source = _class_source(cls)
             if source:
                 h.update(source.encode())
             for attr in sorted(vars(cls)):

@@ -134,18 +134,34 @@ class _ClassSpans(ast.NodeVisitor):
         self.stack.pop()
 
 
+def _class_lines(cls: type) -> tuple[str, list[str], dict[str, Any]] | None:
+    """The file of `cls`'s module, its current lines (`linecache`'s list: a new list
+    once the file changed) and the module's globals; None without a source file."""
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    if module is None or not isinstance(filename, str) or not filename.endswith(".py"):
+        return None
+    linecache.checkcache(filename)
+    lines = linecache.getlines(filename, module.__dict__)
+    return (filename, lines, module.__dict__) if lines else None
+
+
+def class_file_version(cls: type) -> object | None:
+    """A token that is the same object for as long as the file holding `cls` is
+    unchanged (what `_class_tree` reads), or None: a class's parsed source can be kept
+    while its token is."""
+    found = _class_lines(cls)
+    return None if found is None else found[1]
+
+
 def _class_tree(cls: type) -> ast.Module | None:
     """The parsed source of class `cls` as `inspect.getsource` would give it (found
     the way inspect finds it, by walking its module's syntax tree; its end from the
     tree too, not the tokenizer), or None where this cannot tell."""
-    module = sys.modules.get(cls.__module__)
-    filename = getattr(module, "__file__", None)
-    if not isinstance(filename, str) or not filename.endswith(".py"):
+    found = _class_lines(cls)
+    if found is None:
         return None
-    linecache.checkcache(filename)
-    lines = linecache.getlines(filename, module.__dict__)
-    if not lines:
-        return None
+    filename, lines, _globals = found
     known = _class_spans.get(filename)
     if known is None or known[0] is not lines:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lazyflow_core import task
-from lazyflow_core.codehash import function_hash, normalized_source
+from lazyflow_core.codehash import function_hash, new_epoch, normalized_source
 
 from .user_code import UserModules
 
@@ -284,3 +284,38 @@ def test_a_helper_from_a_module_loaded_by_path_is_the_users_code(
     assert modules.write(name, source).scaled.hash != before
     helper_file.write_text(HELPER_BY_PATH)
     assert modules.write(name, source).scaled.hash == before
+
+
+CLASS_MODULE = """
+from lazyflow_core import task
+
+class Scaler:
+    def scale(self, x):
+        return x * 2
+
+@task
+def scaled(x):
+    return Scaler().scale(x)
+"""
+
+
+def test_a_class_edit_changes_the_hash_with_or_without_a_reload(modules: UserModules) -> None:
+    """A class's normalized source is kept per version of its file: an edit is seen by
+    the next run whether the module was re-imported (a new class) or not (the old class
+    object, its file changed: the source is the file's, as inspect reads it)."""
+    name = modules.unique("classes")
+    module = modules.write(name, CLASS_MODULE)
+    cls = module.Scaler
+    new_epoch()
+    before = function_hash(cls)
+    new_epoch()
+    assert function_hash(cls) == before  # kept: the file did not change
+    path = modules.root / f"{name}.py"
+    path.write_text(CLASS_MODULE.replace("x * 2", "x * 3"))  # edited, not re-imported
+    new_epoch()
+    edited = function_hash(cls)
+    assert edited != before
+    reloaded = modules.write(name, CLASS_MODULE.replace("x * 2", "x * 3"))
+    new_epoch()
+    assert function_hash(reloaded.Scaler) == edited
+    assert reloaded.scaled.hash != before
