@@ -39,6 +39,7 @@ import types
 import weakref
 from typing import Any
 
+from .distributions import distribution_version
 from .errors import ValueNestingError
 from .hashing import (
     DIGEST_SIZE,
@@ -135,36 +136,6 @@ def _defining_file(obj: Any) -> str | None:
 def _is_external(obj: Any) -> bool:
     """`_module_is_external` for the module a function or class was defined in."""
     return _module_is_external(obj.__module__, _defining_file(obj))
-
-
-@functools.cache
-def _packages_distributions() -> dict[str, list[str]]:
-    # Scans every installed distribution's metadata: seconds with Airflow installed, so
-    # once per process. importlib.metadata (email, zipfile...) loads here, not at import.
-    import importlib.metadata
-
-    return dict(importlib.metadata.packages_distributions())
-
-
-@functools.cache
-def _distribution_version(module_name: str) -> str:
-    top = module_name.split(".", 1)[0]
-    if top in sys.stdlib_module_names:
-        # The standard library comes with the interpreter (a distribution shipping a
-        # module of the same name would be shadowed by it): what the scan below would
-        # find is nothing, and the scan of every installed distribution costs 0.3 s to
-        # seconds, once per process that hashes a task using `time` or `json`.
-        return top
-    dists = _packages_distributions().get(top)
-    if not dists:
-        return top
-    name = dists[0]
-    import importlib.metadata
-
-    try:
-        return f"{name}=={importlib.metadata.version(name)}"
-    except importlib.metadata.PackageNotFoundError:
-        return name
 
 
 def _strip_docstrings(tree: ast.AST) -> None:
@@ -335,18 +306,18 @@ class _CodeHasher:
             return b"task:" + obj.__lazyflow_task_ref__().encode()
         if isinstance(obj, types.ModuleType):
             if _module_is_external(obj.__name__, getattr(obj, "__file__", None)):
-                return b"mod:" + _distribution_version(obj.__name__).encode()
+                return b"mod:" + distribution_version(obj.__name__).encode()
             return b"mod:" + obj.__name__.encode()
         if isinstance(obj, types.FunctionType):
             if _is_external(obj):
                 return f"ext:{obj.__module__}.{obj.__qualname__}@".encode() + (
-                    _distribution_version(obj.__module__).encode()
+                    distribution_version(obj.__module__).encode()
                 )
             return self.function(obj)
         if isinstance(obj, type):
             if _is_external(obj):
                 return f"ext:{qualified_name(obj)}@".encode() + (
-                    _distribution_version(obj.__module__).encode()
+                    distribution_version(obj.__module__).encode()
                 )
             return self.klass(obj)
         if isinstance(obj, types.BuiltinFunctionType | types.MethodType):

@@ -50,6 +50,9 @@ FORBIDDEN = {
     "lazy": {"hashing", "files", "expression", "task", "evaluator", "scheduler", "store"},
     "preview": {"hashing", "files", "expression", "task", "evaluator", "scheduler"}
     | {"store", "executors", "config", "cli"},
+    # which distribution provides a module: the standard library's importlib only
+    "distributions": {"hashing", "values", "codehash", "files", "expression", "task"}
+    | {"evaluator", "scheduler", "store", "executors", "config", "cli"},
     # the config file is read by the store and the scheduler: it imports neither
     "config": {"hashing", "files", "expression", "task", "evaluator", "scheduler"}
     | {"store", "executors", "provenance", "cli"},

@@ -1,0 +1,91 @@
+"""Which distribution provides a module (`distributions`): the answer of
+`importlib.metadata.packages_distributions`, without building its whole map."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lazyflow_core import distributions
+
+
+@pytest.fixture
+def fresh_index() -> Iterator[None]:
+    """The index rebuilt for the test (and again after it: sys.path changed back)."""
+    distributions._index.cache_clear()
+    distributions.providers.cache_clear()
+    distributions.distribution_version.cache_clear()
+    yield
+    distributions._index.cache_clear()
+    distributions.providers.cache_clear()
+    distributions.distribution_version.cache_clear()
+
+
+def test_every_installed_module_has_importlibs_providers(fresh_index: None) -> None:
+    expected = importlib.metadata.packages_distributions()
+    assert len(expected) > 20  # (this environment installs every extra)
+    for top, names in expected.items():
+        assert distributions.providers(top) == tuple(names), top
+    assert distributions.providers("no_such_module_anywhere") == ()
+
+
+def _dist_info(root: Path, name: str, record: str, top_level: str | None = None) -> None:
+    info = root / f"{name}-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.2.3\n")
+    (info / "RECORD").write_text(record)
+    if top_level is not None:
+        (info / "top_level.txt").write_text(top_level)
+
+
+def test_records_without_top_level_are_read_as_importlib_infers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_index: None
+) -> None:
+    """A wheel without top_level.txt (hatchling, flit): the top-level names of the
+    ``.py`` files in its RECORD, a quoted path (with a comma) included; a declared
+    top_level.txt wins over the RECORD."""
+    record = (
+        "lf_probe_pkg/__init__.py,sha256=x,1\n"
+        "lf_probe_pkg/sub/mod.py,sha256=x,1\n"
+        "lf_probe_single.py,sha256=x,1\n"
+        '"lf_probe_odd,name.py",sha256=x,1\n'
+        "lf_probe_data/readme.txt,sha256=x,1\n"
+        "lf_probe_inferred-1.2.3.dist-info/RECORD,,\n"
+    )
+    _dist_info(tmp_path, "lf_probe_inferred", record)
+    _dist_info(tmp_path, "lf_probe_declared", "lf_probe_pkg/__init__.py,,\n", "lf_probe_other\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    expected = importlib.metadata.packages_distributions()
+    for top in ("lf_probe_pkg", "lf_probe_single", "lf_probe_odd,name", "lf_probe_other"):
+        assert distributions.providers(top) == tuple(expected[top]), top
+    assert distributions.providers("lf_probe_pkg") == ("lf_probe_inferred",)
+    assert distributions.providers("lf_probe_data") == ()
+    assert distributions.distribution_version("lf_probe_pkg.sub.mod") == "lf_probe_inferred==1.2.3"
+    assert distributions.distribution_version("json") == "json"  # the standard library
+    assert distributions.distribution_version("no_such_module_xyz") == "no_such_module_xyz"
+
+
+def test_hashing_third_party_code_does_not_build_importlibs_map() -> None:
+    """The first task of a process that uses a third-party module no longer builds the
+    map of every installed distribution (1.5 s with Airflow installed here)."""
+    top = "click"  # (lazyflow's CLI depends on it)
+    probe = (
+        "import importlib.metadata as m\n"
+        "def refuse():\n"
+        "    raise AssertionError('packages_distributions was called')\n"
+        "m.packages_distributions = refuse\n"
+        f"import {top}\n"
+        "from lazyflow_core.codehash import function_hash\n"
+        f"def uses(x):\n    return {top}.echo(x)\n"
+        "function_hash(uses)\n"
+        "from lazyflow_core.distributions import distribution_version\n"
+        f"print(distribution_version({top!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"click=={importlib.metadata.version('click')}"
