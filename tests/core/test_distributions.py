@@ -89,3 +89,21 @@ def test_hashing_third_party_code_does_not_build_importlibs_map() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"click=={importlib.metadata.version('click')}"
+
+
+def test_record_inference_matches_importlib_for_every_installed_distribution() -> None:
+    """The RECORD read as text gives the top-level names importlib's path objects give,
+    for each installed distribution (not only the ones without top_level.txt)."""
+    checked = 0
+    for dist in importlib.metadata.distributions():
+        record = dist.read_text("RECORD")
+        if record is None:
+            continue
+        expected = {
+            f.parts[0] if len(f.parts) > 1 else f.with_suffix("").name
+            for f in dist.files or ()
+            if f.suffix == ".py"
+        }
+        assert distributions._inferred(record) == expected, dist.metadata["Name"]
+        checked += 1
+    assert checked > 20
