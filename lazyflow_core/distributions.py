@@ -19,34 +19,25 @@ identical.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from typing import Any
-
-# RECORD lines naming a .py file (unquoted): in a directory (the first path part is the
-# name) or at the top (the file's stem is). The file's own name is not empty: ".py" alone
-# is a dot-file without a suffix to pathlib, and importlib does not count it.
-# (Each starts with a newline, not ^ in MULTILINE mode: a literal lets the engine skip
-# to the candidates, ^ makes it try every position of the text; twice as fast.)
-_PY_IN_DIR = re.compile(r'\n([^/,\n"]+)/[^,\n"]*[^/,\n"]\.py,')
-_PY_AT_TOP = re.compile(r'\n([^/,\n"]+)\.py,')
 
 
 def _inferred(record: str) -> set[str]:
     """Top-level names of the ``.py`` files a RECORD lists (``pkg/mod.py`` -> ``pkg``,
-    ``mod.py`` -> ``mod``), as `importlib.metadata` infers them without top_level.txt
-    (one regular expression over the text: a RECORD has thousands of lines)."""
-    text = "\n" + record
-    names = set(_PY_IN_DIR.findall(text))
-    names.update(_PY_AT_TOP.findall(text))
-    if '"' in record:  # quoted paths (they hold a comma): csv reads those lines
-        import csv
+    ``mod.py`` -> ``mod``), as `importlib.metadata` infers them without top_level.txt."""
+    names = set()
+    for line in record.splitlines():
+        if line.startswith('"'):  # a quoted path (it holds a comma): let csv read it
+            import csv
 
-        quoted = [line for line in record.splitlines() if line.startswith('"')]
-        for path, *_ in csv.reader(quoted):
-            if path.endswith(".py") and not path.endswith("/.py") and path != ".py":
-                head, sep, _tail = path.partition("/")
-                names.add(head if sep else path[:-3])
+            path = next(csv.reader([line]))[0]
+        else:
+            path = line.split(",", 1)[0]
+        if not path.endswith(".py"):
+            continue
+        head, sep, _rest = path.partition("/")
+        names.add(head if sep else path[:-3])
     return names
 
 
