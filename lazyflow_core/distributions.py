@@ -13,7 +13,8 @@ without one, its RECORD as text (the top-level names of its ``.py`` files, as
 importlib infers them); only the distributions a lookup finds have their metadata (the
 name) parsed. Distributions without a RECORD (old egg-info installs) are asked through
 importlib as before. Compared with importlib over the 280 top-level names of that venv:
-identical.
+identical. Before any index, `distribution_version` asks for the distribution named
+like the module (numpy, pandas, click): a few ms, and most modules need nothing more.
 """
 
 from __future__ import annotations
@@ -78,21 +79,44 @@ def providers(top: str) -> tuple[str, ...]:
     return tuple(dist.metadata["Name"] for dist in _index().get(top, ()))
 
 
+def _named_provider(top: str) -> str | None:
+    """The name of the distribution named like module `top` if it provides it (numpy,
+    pandas, dask, click: most), found without the index (one directory listing per
+    entry of sys.path, one file read: a few ms against the index's ~40); else None.
+
+    Where several distributions provide `top` and one is named after it, that one is
+    taken, where importlib's map would list first whichever it met first on the file
+    system (none of the 287 distributions here is such a case)."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(top)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    if top not in _provided(dist):
+        return None
+    name = dist.metadata["Name"]
+    return name if isinstance(name, str) else None
+
+
 @functools.cache
 def distribution_version(module_name: str) -> str:
-    """``name==version`` of the distribution that provides `module_name` (its first
-    provider), the bare top-level name for the standard library and for modules no
-    distribution provides."""
+    """``name==version`` of the distribution that provides `module_name` (the one named
+    after it, else its first provider), the bare top-level name for the standard
+    library and for modules no distribution provides."""
     top = module_name.split(".", 1)[0]
     if top in sys.stdlib_module_names:
         # The standard library comes with the interpreter (a distribution shipping a
         # module of the same name would be shadowed by it): nothing to look up.
         return top
-    found = providers(top)
-    if not found:
-        return top
-    name = found[0]
     import importlib.metadata
+
+    name = _named_provider(top)
+    if name is None:
+        found = providers(top)
+        if not found:
+            return top
+        name = found[0]
 
     try:
         return f"{name}=={importlib.metadata.version(name)}"

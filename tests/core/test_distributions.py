@@ -107,3 +107,27 @@ def test_record_inference_matches_importlib_for_every_installed_distribution() -
         assert distributions._inferred(record) == expected, dist.metadata["Name"]
         checked += 1
     assert checked > 20
+
+
+def test_versions_agree_with_importlibs_first_provider(fresh_index: None) -> None:
+    """`distribution_version` takes the distribution named after the module when it
+    provides it, else importlib's first provider: the same as before wherever the two
+    agree (every module here but the documented case of several providers)."""
+    for top, names in importlib.metadata.packages_distributions().items():
+        named = [n for n in names if n.lower().replace("_", "-") == top.lower().replace("_", "-")]
+        if len(names) > 1 and named and named[0] != names[0]:
+            continue  # several providers, the named one not first: it wins now
+        expected = f"{names[0]}=={importlib.metadata.version(names[0])}"
+        if named:
+            expected = f"{named[0]}=={importlib.metadata.version(named[0])}"
+        assert distributions.distribution_version(top) == expected, top
+
+
+def test_a_module_named_like_its_distribution_needs_no_index() -> None:
+    probe = (
+        "from lazyflow_core import distributions as d\n"
+        "print(d.distribution_version('click'), d._index.cache_info().currsize)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [f"click=={importlib.metadata.version('click')}", "0"]
