@@ -55,6 +55,7 @@ def test_records_without_top_level_are_read_as_importlib_infers(
         "lf_probe_single.py,sha256=x,1\n"
         '"lf_probe_odd,name.py",sha256=x,1\n'
         "lf_probe_data/readme.txt,sha256=x,1\n"
+        "lf_probe_dot/.py,sha256=x,1\n"
         "lf_probe_inferred-1.2.3.dist-info/RECORD,,\n"
     )
     _dist_info(tmp_path, "lf_probe_inferred", record)
@@ -65,6 +66,7 @@ def test_records_without_top_level_are_read_as_importlib_infers(
         assert distributions.providers(top) == tuple(expected[top]), top
     assert distributions.providers("lf_probe_pkg") == ("lf_probe_inferred",)
     assert distributions.providers("lf_probe_data") == ()
+    assert distributions.providers("lf_probe_dot") == tuple(expected.get("lf_probe_dot", ())) == ()
     assert distributions.distribution_version("lf_probe_pkg.sub.mod") == "lf_probe_inferred==1.2.3"
     assert distributions.distribution_version("json") == "json"  # the standard library
     assert distributions.distribution_version("no_such_module_xyz") == "no_such_module_xyz"
