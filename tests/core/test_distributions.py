@@ -43,12 +43,11 @@ def _dist_info(root: Path, name: str, record: str, top_level: str | None = None)
         (info / "top_level.txt").write_text(top_level)
 
 
-def test_records_without_top_level_are_read_as_importlib_infers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_index: None
-) -> None:
+def test_records_without_top_level_are_read_as_importlib_infers(tmp_path: Path) -> None:
     """A wheel without top_level.txt (hatchling, flit): the top-level names of the
-    ``.py`` files in its RECORD, a quoted path (with a comma) included; a declared
-    top_level.txt wins over the RECORD."""
+    ``.py`` files in its RECORD, a quoted path (with a comma) included, a dot-file
+    ``.py`` not; a declared top_level.txt wins over the RECORD. Both distributions are
+    read from their own directory (no global discovery: other tests' sys.path)."""
     record = (
         "lf_probe_pkg/__init__.py,sha256=x,1\n"
         "lf_probe_pkg/sub/mod.py,sha256=x,1\n"
@@ -60,14 +59,21 @@ def test_records_without_top_level_are_read_as_importlib_infers(
     )
     _dist_info(tmp_path, "lf_probe_inferred", record)
     _dist_info(tmp_path, "lf_probe_declared", "lf_probe_pkg/__init__.py,,\n", "lf_probe_other\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    expected = importlib.metadata.packages_distributions()
-    for top in ("lf_probe_pkg", "lf_probe_single", "lf_probe_odd,name", "lf_probe_other"):
-        assert distributions.providers(top) == tuple(expected[top]), top
-    assert distributions.providers("lf_probe_pkg") == ("lf_probe_inferred",)
-    assert distributions.providers("lf_probe_data") == ()
-    assert distributions.providers("lf_probe_dot") == tuple(expected.get("lf_probe_dot", ())) == ()
-    assert distributions.distribution_version("lf_probe_pkg.sub.mod") == "lf_probe_inferred==1.2.3"
+    here = importlib.metadata.distributions(path=[str(tmp_path)])
+    found = {dist.metadata["Name"]: dist for dist in here}
+    assert set(found) == {"lf_probe_inferred", "lf_probe_declared"}
+    inferred = found["lf_probe_inferred"]
+    expected = {  # importlib's own inference, from its path objects
+        f.parts[0] if len(f.parts) > 1 else f.with_suffix("").name
+        for f in inferred.files or ()
+        if f.suffix == ".py"
+    }
+    assert set(distributions._provided(inferred)) == expected
+    assert expected == {"lf_probe_pkg", "lf_probe_single", "lf_probe_odd,name"}
+    assert list(distributions._provided(found["lf_probe_declared"])) == ["lf_probe_other"]
+
+
+def test_versions_of_the_standard_library_and_of_unknown_modules(fresh_index: None) -> None:
     assert distributions.distribution_version("json") == "json"  # the standard library
     assert distributions.distribution_version("no_such_module_xyz") == "no_such_module_xyz"
 
