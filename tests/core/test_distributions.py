@@ -62,14 +62,11 @@ def test_records_without_top_level_are_read_as_importlib_infers(tmp_path: Path) 
     here = importlib.metadata.distributions(path=[str(tmp_path)])
     found = {dist.metadata["Name"]: dist for dist in here}
     assert set(found) == {"lf_probe_inferred", "lf_probe_declared"}
-    inferred = found["lf_probe_inferred"]
-    expected = {  # importlib's own inference, from its path objects
-        f.parts[0] if len(f.parts) > 1 else f.with_suffix("").name
-        for f in inferred.files or ()
-        if f.suffix == ".py"
-    }
-    assert set(distributions._provided(inferred)) == expected
-    assert expected == {"lf_probe_pkg", "lf_probe_single", "lf_probe_odd,name"}
+    # (What importlib's path objects infer for these lines; the test below compares the
+    # two over every installed distribution. Compared here too, in a full CI run
+    # importlib's `files` came back empty for these made-up distributions only.)
+    expected = {"lf_probe_pkg", "lf_probe_single", "lf_probe_odd,name"}
+    assert set(distributions._provided(found["lf_probe_inferred"])) == expected
     assert list(distributions._provided(found["lf_probe_declared"])) == ["lf_probe_other"]
 
 
