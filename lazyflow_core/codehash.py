@@ -24,6 +24,9 @@ one), never for the process: a notebook cell that sets ``FACTOR = 4`` or rebinds
 is seen by the next run. Recomputing is O(distinct tasks) per run and cheap, because the
 expensive part, parsing a function's source into its normalized AST, is memoized by code
 object (`_sources`): a code object never changes, and a redefined function has a new one.
+A class's is memoized while its file is unchanged (`_class_sources`). Sources are read
+without the tokenizer (`sourcetext`), and third-party versions without importlib's map of
+every installed distribution (`distributions`).
 """
 
 from __future__ import annotations
