@@ -49,7 +49,7 @@ def _provided(dist: Any) -> set[str] | list[str]:
     if declared:
         return declared
     record = dist.read_text("RECORD")
-    if record is not None:
+    if record:  # (an empty RECORD falls through to egg-info files, as in importlib)
         return _inferred(record)
     files = dist.files or ()  # egg-info: installed-files.txt or SOURCES.txt
     return {
@@ -80,9 +80,10 @@ def providers(top: str) -> tuple[str, ...]:
 
 
 def _named_provider(top: str) -> str | None:
-    """The name of the distribution named like module `top` if it provides it (numpy,
-    pandas, dask, click: most), found without the index (one directory listing per
-    entry of sys.path, one file read: a few ms against the index's ~40); else None.
+    """``name==version`` of the distribution named like module `top`, if it provides it
+    (numpy, pandas, dask, click: most), else None. Found without the index (a directory
+    listing per entry of sys.path and one file read: a few ms against the index's ~40),
+    its version read from the distribution found rather than looked up again by name.
 
     Where several distributions provide `top` and one is named after it, that one is
     taken, where importlib's map would list first whichever it met first on the file
@@ -96,7 +97,9 @@ def _named_provider(top: str) -> str | None:
     if top not in _provided(dist):
         return None
     name = dist.metadata["Name"]
-    return name if isinstance(name, str) else None
+    if not isinstance(name, str):
+        return None
+    return f"{name}=={dist.version}" if dist.version else name
 
 
 @functools.cache
@@ -109,14 +112,14 @@ def distribution_version(module_name: str) -> str:
         # The standard library comes with the interpreter (a distribution shipping a
         # module of the same name would be shadowed by it): nothing to look up.
         return top
+    named = _named_provider(top)
+    if named is not None:
+        return named
+    found = providers(top)
+    if not found:
+        return top
+    name = found[0]
     import importlib.metadata
-
-    name = _named_provider(top)
-    if name is None:
-        found = providers(top)
-        if not found:
-            return top
-        name = found[0]
 
     try:
         return f"{name}=={importlib.metadata.version(name)}"
